@@ -1,0 +1,110 @@
+"""The archive: one text file and one JSON sidecar per item, written so a crash never leaves half a file.
+
+Layout: DATA/archive/YYYY-MM-DD/NNN_<16 hex>.txt and .json, where the day is the filing day in the
+configured time zone, NNN the filing sequence of that day and the hex the start of SHA-256 of the normalised
+URL. Each file is written to a temporary name in the same folder, flushed to disk and renamed; the text file
+is renamed first and the sidecar last, so a sidecar marks a complete item. Whatever a crash leaves behind (a
+temporary file, a text without its sidecar) is removed by ``reconcile`` at the next start, and complete items
+missing from the index are added back to it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+_NAME = re.compile(r"^(\d{3,})_([0-9a-f]{16})\.(txt|json)$")
+TMP_SUFFIX = ".tmp"
+
+
+@dataclass(frozen=True, slots=True)
+class Filed:
+    text_path: Path
+    sidecar_path: Path
+    relative: str  # the text file's path relative to the data folder, as the index and digest show it
+
+
+def archive_dir(data_dir: Path) -> Path:
+    return data_dir / "archive"
+
+
+def write_item(data_dir: Path, day: str, digest16: str, text: str, sidecar: dict[str, Any]) -> Filed:
+    """Write one item under the day's folder with the next free sequence number. Single writer only."""
+    folder = archive_dir(data_dir) / day
+    folder.mkdir(parents=True, exist_ok=True)
+    stem = f"{next_sequence(folder):03d}_{digest16}"
+    text_path, side_path = folder / f"{stem}.txt", folder / f"{stem}.json"
+    side = json.dumps(sidecar, ensure_ascii=False, indent=2, sort_keys=False) + "\n"
+    _write_atomic(text_path, text.encode("utf-8"))
+    _write_atomic(side_path, side.encode("utf-8"))
+    _fsync_dir(folder)
+    return Filed(text_path, side_path, str(text_path.relative_to(data_dir)))
+
+
+def next_sequence(folder: Path) -> int:
+    """One more than the highest sequence in the folder (files on disk are the truth, not the index)."""
+    highest = 0
+    for name in os.listdir(folder):
+        match = _NAME.match(name.removesuffix(TMP_SUFFIX))
+        if match:
+            highest = max(highest, int(match.group(1)))
+    return highest + 1
+
+
+def write_text_atomic(path: Path, content: str) -> None:
+    """Replace a file (a digest, say) so readers see the old or the new content, never a mix."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _write_atomic(path, content.encode("utf-8"))
+    _fsync_dir(path.parent)
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    tmp = path.with_name(path.name + TMP_SUFFIX)
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def reconcile(data_dir: Path, days: int | None = 2) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Clean up after a crash and yield (relative path, sidecar) of every complete item on disk.
+
+    Only the newest ``days`` day folders are looked at by default: a crash can only have touched the days
+    the service was filing into. ``days=None`` walks the whole archive (a full re-index).
+    """
+    root = archive_dir(data_dir)
+    if not root.is_dir():
+        return
+    folders = sorted((p for p in root.iterdir() if p.is_dir()), reverse=True)
+    for folder in folders if days is None else folders[:days]:
+        for path in sorted(folder.iterdir()):
+            if path.name.endswith(TMP_SUFFIX):
+                path.unlink(missing_ok=True)  # a write that never completed
+                continue
+            match = _NAME.match(path.name)
+            if not match:
+                continue
+            text, side = path.with_suffix(".txt"), path.with_suffix(".json")
+            if match.group(3) == "txt" and not side.exists():
+                path.unlink(missing_ok=True)  # text renamed, sidecar never was: the item was not filed
+            elif match.group(3) == "json" and text.exists():
+                try:
+                    yield str(text.relative_to(data_dir)), json.loads(side.read_text("utf-8"))
+                except ValueError:
+                    continue
+            elif match.group(3) == "json":
+                path.unlink(missing_ok=True)

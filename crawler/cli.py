@@ -1,0 +1,164 @@
+"""The `crawler` command: argument parsing and exit codes only; the work is done in the stage modules."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from datetime import date, datetime
+from pathlib import Path
+
+from crawler import __version__
+from crawler.config import CONFIG_ENV, Config, ConfigError, load_config
+
+log = logging.getLogger("crawler")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    _setup_logging(args.verbose)
+    try:
+        return int(args.func(args))
+    except KeyboardInterrupt:
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="crawler",
+        description="Monitor news sources: poll them on a schedule, file each new article once as plain text "
+        "with topic flags, and write a daily digest.",
+    )
+    parser.add_argument("--version", action="version", version=f"crawler {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug details")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    config_help = f"config folder (default: ${CONFIG_ENV} or ./config)"
+
+    run = sub.add_parser("run", help="run the service in the foreground until SIGTERM or Ctrl-C")
+    run.add_argument("--config", type=Path, help=config_help)
+    run.set_defaults(func=cmd_run)
+
+    poll = sub.add_parser("poll", help="poll sources now, file what is new, print a summary and exit")
+    poll.add_argument("--config", type=Path, help=config_help)
+    poll.add_argument("sources", nargs="*", metavar="SOURCE", help="source names (default: all enabled)")
+    poll.set_defaults(func=cmd_poll)
+
+    digest = sub.add_parser("digest", help="write (or rewrite) the digest of a day")
+    digest.add_argument("--config", type=Path, help=config_help)
+    digest.add_argument("--date", type=date.fromisoformat, help="YYYY-MM-DD (default: yesterday)")
+    digest.set_defaults(func=cmd_digest)
+
+    check = sub.add_parser("check", help="validate the config; problems as FILE:LINE: field: message")
+    check.add_argument("--config", type=Path, help=config_help)
+    check.set_defaults(func=cmd_check)
+
+    demo = sub.add_parser("demo", help="poll a local demo news site built from seeds/ and write its digest")
+    demo.add_argument(
+        "--out", type=Path, default=Path("demo-output"), help="output folder (default: %(default)s)"
+    )
+    demo.add_argument("--seeds", type=Path, help="folder of seed documents (default: ./seeds)")
+    demo.add_argument("--config", type=Path, help="take topics.yaml from this folder (default: ./config)")
+    demo.set_defaults(func=cmd_demo)
+    return parser
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        stream=sys.stderr,
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+        datefmt="%Y-%m-%d %H:%M:%S",
+    )
+    # Scrapy and the libraries are chatty at INFO; their warnings still show.
+    for name in (
+        "scrapy",
+        "twisted",
+        "apscheduler",
+        "trafilatura",
+        "htmldate",
+        "courlan",
+        "charset_normalizer",
+    ):
+        logging.getLogger(name).setLevel(logging.DEBUG if verbose else logging.WARNING)
+
+
+def _load(args: argparse.Namespace) -> Config | None:
+    try:
+        return load_config(args.config)
+    except ConfigError as exc:
+        for line in exc.problems:
+            print(line, file=sys.stderr)
+        return None
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    config = _load(args)
+    if config is None:
+        return 1
+    enabled = sum(1 for s in config.sources if s.enabled)
+    print(
+        f"{config.config_dir}: OK: {len(config.sources)} source(s) ({enabled} enabled), "
+        f"{len(config.topics)} topic(s), data in {config.data_dir}"
+    )
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    config = _load(args)
+    if config is None:
+        return 1
+    from crawler import runtime
+    from crawler.service import serve
+
+    return runtime.run(lambda: serve(config))
+
+
+def cmd_poll(args: argparse.Namespace) -> int:
+    config = _load(args)
+    if config is None:
+        return 1
+    known = {s.name for s in config.sources}
+    unknown = [n for n in args.sources if n not in known]
+    if unknown:
+        print(
+            f"unknown source(s): {', '.join(unknown)}; configured: {', '.join(sorted(known))}",
+            file=sys.stderr,
+        )
+        return 1
+    from crawler import report, runtime
+    from crawler.service import poll_once
+
+    total = len(args.sources) or sum(1 for s in config.sources if s.enabled)
+    with report.progress(total) as on_done:
+        reports = runtime.run(lambda: poll_once(config, args.sources, on_done))
+    report.summary(reports)
+    return 0  # a failing source is reported, not an error of the command
+
+
+def cmd_digest(args: argparse.Namespace) -> int:
+    config = _load(args)
+    if config is None:
+        return 1
+    from crawler.digest import write_digest, yesterday
+    from crawler.resources import open_store, recover
+
+    day = args.date.isoformat() if args.date else yesterday(datetime.now(config.tz))
+    store = open_store(config)
+    try:
+        recover(store, config.data_dir)
+        path = write_digest(store, config.data_dir, day, list(config.topics))
+    finally:
+        store.close()
+    print(path)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from crawler.demo import run_demo
+
+    return run_demo(args.out, args.seeds, args.config)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,90 @@
+"""`crawler demo`: the whole product, offline, against a local news site generated from seeds/.
+
+It serves the site on 127.0.0.1, writes a demo config next to its output, polls the site once exactly as the
+service would, writes today's digest and prints where everything is.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from datetime import datetime
+from pathlib import Path
+
+import yaml
+
+from crawler import report, runtime
+from crawler.config import TOPICS_FILE, ConfigError, default_config_dir, load_config
+from crawler.demo_site import serve_demo_site
+from crawler.digest import write_digest
+from crawler.resources import open_store
+from crawler.service import poll_once
+
+_CHECKOUT = Path(__file__).resolve().parents[1]
+MARKER = ".crawler-demo"
+
+
+def _first_existing(*candidates: Path | None) -> Path | None:
+    return next((c for c in candidates if c is not None and c.exists()), None)
+
+
+def run_demo(out: Path, seeds: Path | None, config_dir: Path | None) -> int:
+    seeds_dir = _first_existing(seeds, Path("seeds"), _CHECKOUT / "seeds")
+    if seeds_dir is None or not any(seeds_dir.glob("*.txt")):
+        print(
+            f"demo: no seed documents found (looked in {seeds or './seeds'}); pass --seeds DIR",
+            file=sys.stderr,
+        )
+        return 1
+    topics = _first_existing(
+        (config_dir or default_config_dir()) / TOPICS_FILE, _CHECKOUT / "config" / TOPICS_FILE
+    )
+    out = out.resolve()
+    _fresh_output(out)
+    with serve_demo_site(seeds_dir) as site:
+        print(f"demo site: {site.base_url}/ (feed {site.feed_url})", file=sys.stderr)
+        config_path = _write_config(out, site.feed_url, topics)
+        try:
+            config = load_config(config_path)
+        except ConfigError as exc:
+            print("\n".join(exc.problems), file=sys.stderr)
+            return 1
+        with report.progress(len(config.sources)) as on_done:
+            reports = runtime.run(lambda: poll_once(config, [], on_done))
+    report.summary(reports)
+    store = open_store(config)
+    try:
+        digest = write_digest(
+            store, config.data_dir, datetime.now(config.tz).date().isoformat(), list(config.topics)
+        )
+    finally:
+        store.close()
+    print(f"archive: {config.data_dir / 'archive'}")
+    print(f"digest:  {digest}")
+    return 0
+
+
+def _fresh_output(out: Path) -> None:
+    """Start each demo from nothing, but never delete a folder the demo did not create."""
+    if out.exists() and any(out.iterdir()) and not (out / MARKER).exists():
+        raise SystemExit(f"demo: {out} exists and is not a demo output folder; choose another --out")
+    if (out / MARKER).exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / MARKER).write_text("created by `crawler demo`; deleted and rewritten by the next demo run\n")
+
+
+def _write_config(out: Path, feed_url: str, topics: Path | None) -> Path:
+    folder = out / "config"
+    folder.mkdir(parents=True, exist_ok=True)
+    settings = {
+        "data_dir": "..",
+        "timezone": "UTC",
+        "fetch": {"delay": 0, "timeout": 10},  # our own local site: no need to wait between requests
+    }
+    sources = {"sources": [{"name": "demo", "url": feed_url, "kind": "feed"}]}
+    (folder / "crawler.yaml").write_text(yaml.safe_dump(settings, sort_keys=False), encoding="utf-8")
+    (folder / "sources.yaml").write_text(yaml.safe_dump(sources, sort_keys=False), encoding="utf-8")
+    if topics is not None:
+        shutil.copyfile(topics, folder / TOPICS_FILE)
+    return folder

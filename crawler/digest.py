@@ -1,0 +1,114 @@
+"""The daily digest: the items filed on one day, grouped by topic, as Markdown (DATA/digests/YYYY-MM-DD.md).
+
+Built from the index alone, so writing it again gives the same file (idempotent) and a missed day can be
+written later.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Sequence
+from datetime import date, datetime, timedelta
+from pathlib import Path
+
+from crawler.archive import write_text_atomic
+from crawler.store import IndexedItem, PollRow, Store
+
+log = logging.getLogger(__name__)
+OTHER = "Other"
+LAST_DIGEST = "last_digest"
+
+
+def digest_path(data_dir: Path, day: str) -> Path:
+    return data_dir / "digests" / f"{day}.md"
+
+
+def render_digest(
+    day: str, items: Sequence[IndexedItem], polls: Sequence[PollRow], topic_order: Sequence[str]
+) -> str:
+    """The digest's Markdown. Pure: same inputs, same text."""
+    counts = Counter(t for item in items for t in item.topics)
+    order = [t for t in topic_order if counts[t]] + sorted(t for t in counts if t not in topic_order)
+    untagged = [item for item in items if not item.topics]
+    polled = sorted({p.source for p in polls})
+    failing = _failing_sources(polls)
+    failed_items = sum(p.failed for p in polls)
+
+    per_topic = ", ".join(f"{t} {counts[t]}" for t in order) or "none flagged"
+    lines = [
+        f"# Digest for {day}",
+        "",
+        f"{len(items)} new item{'s' if len(items) != 1 else ''} ({per_topic}"
+        + (f", {OTHER.lower()} {len(untagged)}" if untagged else "")
+        + f"). {len(polled)} source{'s' if len(polled) != 1 else ''} polled, {len(failing)} failed"
+        + (f"; {failed_items} article(s) could not be filed." if failed_items else "."),
+    ]
+    groups = [(t, [i for i in items if t in i.topics]) for t in order]
+    if untagged:
+        groups.append((OTHER, untagged))
+    for name, members in groups:
+        lines += ["", f"## {name} ({len(members)})"]
+        for item in members:
+            lines += ["", *_render_item(item)]
+    if failing or failed_items:
+        lines += ["", "## Problems", ""]
+        for source, error in failing.items():
+            lines.append(f"- {source}: {error}")
+        for poll in polls:
+            lines += [f"- {poll.source}: {failure}" for failure in poll.failures]
+    return "\n".join(lines) + "\n"
+
+
+def _render_item(item: IndexedItem) -> list[str]:
+    title = item.title.replace("[", "\\[").replace("]", "\\]")
+    published = item.published[:10] if item.published else "date unknown"
+    return [
+        f"### [{title}]({item.url})",
+        "",
+        f"{item.source} · published {published} · `{item.path}`",
+        "",
+        f"> {item.snippet}",
+    ]
+
+
+def _failing_sources(polls: Sequence[PollRow]) -> dict[str, str]:
+    """Sources whose last poll of the day failed, with that poll's reason."""
+    last: dict[str, PollRow] = {}
+    for poll in polls:
+        last[poll.source] = poll
+    return {name: p.error for name, p in sorted(last.items()) if p.error}
+
+
+def write_digest(store: Store, data_dir: Path, day: str, topic_order: Sequence[str]) -> Path:
+    text = render_digest(day, store.items_of_day(day), store.polls_of_day(day), topic_order)
+    path = digest_path(data_dir, day)
+    write_text_atomic(path, text)
+    if (store.get_meta(LAST_DIGEST) or "") < day:
+        store.set_meta(LAST_DIGEST, day)
+    log.info("digest for %s written to %s", day, path)
+    return path
+
+
+def missed_days(store: Store, data_dir: Path, today: date) -> list[str]:
+    """Days before today with activity whose digest was never written (the service was down at the time)."""
+    start_text = store.get_meta(LAST_DIGEST) or store.first_filed_day()
+    if start_text is None:
+        return []
+    start = date.fromisoformat(start_text)
+    if store.get_meta(LAST_DIGEST):
+        start += timedelta(days=1)
+    days = []
+    day = start
+    while day < today:
+        text = day.isoformat()
+        if not digest_path(data_dir, text).exists() and (
+            store.items_of_day(text) or store.polls_of_day(text)
+        ):
+            days.append(text)
+        day += timedelta(days=1)
+    return days
+
+
+def yesterday(now: datetime) -> str:
+    return (now.date() - timedelta(days=1)).isoformat()

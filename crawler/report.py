@@ -1,0 +1,78 @@
+"""What `crawler poll` shows: progress while it runs and a per-source summary at the end."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import TextIO
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from crawler.pipeline import PollReport
+
+
+def one_line(report: PollReport) -> str:
+    if report.error:
+        return f"{report.source}: FAILED: {report.error}"
+    return (
+        f"{report.source}: {report.new} new, {report.duplicate} duplicate, {report.failed} failed,"
+        f" {report.known} already known"
+    )
+
+
+@contextmanager
+def progress(total: int, stream: TextIO = sys.stderr) -> Iterator[Callable[[PollReport], None]]:
+    """Yields the callback to call as each source finishes: a bar on a terminal, plain lines otherwise."""
+    if not stream.isatty():
+
+        def plain(report: PollReport) -> None:
+            print(one_line(report), file=stream, flush=True)
+
+        yield plain
+        return
+    bar = Progress(
+        TextColumn("polling"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.description}"),
+        TimeElapsedColumn(),
+        console=Console(file=stream),
+        transient=True,
+    )
+    with bar:
+        task = bar.add_task("", total=total)
+
+        def advance(report: PollReport) -> None:
+            bar.update(task, advance=1, description=report.source)
+
+        yield advance
+
+
+def summary(reports: Sequence[PollReport], stream: TextIO = sys.stdout) -> None:
+    ordered = sorted(reports, key=lambda r: r.source)
+    totals = (sum(r.new for r in reports), sum(r.duplicate for r in reports), sum(r.failed for r in reports))
+    failing = sum(1 for r in reports if r.error)
+    if not stream.isatty():
+        for report in ordered:
+            print(one_line(report), file=stream)
+            for failure in report.failures:
+                print(f"  failed: {failure}", file=stream)
+        print(
+            f"total: {totals[0]} new, {totals[1]} duplicate, {totals[2]} failed;"
+            f" {len(reports)} source(s) polled, {failing} failed",
+            file=stream,
+        )
+        return
+    table = Table(title="Poll summary")
+    for column in ("source", "new", "duplicate", "failed", "known", "problem"):
+        table.add_column(
+            column, justify="right" if column in {"new", "duplicate", "failed", "known"} else "left"
+        )
+    for r in ordered:
+        problem = r.error or "; ".join(r.failures[:3]) + (" …" if len(r.failures) > 3 else "")
+        table.add_row(r.source, str(r.new), str(r.duplicate), str(r.failed), str(r.known), problem)
+    table.add_row("total", *map(str, totals), "", f"{failing} source(s) failed", style="bold")
+    Console(file=stream).print(table)

@@ -1,0 +1,276 @@
+"""The index: what has been filed, every key known, source health and poll history (SQLAlchemy Core).
+
+The archive folder is the source of truth; this index can be rebuilt from it (see archive.reconcile). It is
+written through SQLAlchemy Core, not SQLite calls, so PostgreSQL can take its place later.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    Column,
+    Engine,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    create_engine,
+    event,
+    func,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+metadata = MetaData()
+
+items = Table(
+    "items",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("path", String, nullable=False, unique=True),  # relative to the data folder
+    Column("url", Text, nullable=False),
+    Column("source", String, nullable=False, index=True),
+    Column("guid", Text),
+    Column("title", Text, nullable=False),
+    Column("published", String),  # ISO 8601, UTC
+    Column("fetched_at", String, nullable=False),
+    Column("filed_day", String, nullable=False, index=True),  # YYYY-MM-DD in the configured time zone
+    Column("content_sha256", String, nullable=False, index=True),
+    Column("topics", Text, nullable=False),  # JSON list
+    Column("language", String),
+    Column("snippet", Text, nullable=False),
+)
+
+keys = Table(
+    "keys",
+    metadata,
+    Column("key", Text, primary_key=True),
+    Column("item_id", Integer),  # NULL for pages that were fetched but not filed (no article text)
+    Column("status", String, nullable=False),  # filed | duplicate | rejected
+    Column("source", String, nullable=False),
+    Column("seen_at", String, nullable=False),
+)
+
+sources = Table(
+    "sources",
+    metadata,
+    Column("name", String, primary_key=True),
+    Column("last_poll", String),
+    Column("last_success", String),
+    Column("last_error", Text),
+    Column("failures", Integer, nullable=False, default=0),
+)
+
+polls = Table(
+    "polls",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("source", String, nullable=False, index=True),
+    Column("day", String, nullable=False, index=True),
+    Column("finished_at", String, nullable=False),
+    Column("new", Integer, nullable=False),
+    Column("duplicate", Integer, nullable=False),
+    Column("failed", Integer, nullable=False),
+    Column("error", Text),  # the source itself failed (feed unreachable, not a feed, ...)
+    Column("failures", Text, nullable=False),  # JSON list of "url: reason" for items that failed
+)
+
+meta = Table("meta", metadata, Column("key", String, primary_key=True), Column("value", Text))
+
+
+def utcnow() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+@dataclass(frozen=True, slots=True)
+class IndexedItem:
+    path: str
+    url: str
+    source: str
+    title: str
+    published: str | None
+    fetched_at: str
+    topics: list[str]
+    snippet: str
+
+
+@dataclass(frozen=True, slots=True)
+class PollRow:
+    source: str
+    new: int
+    duplicate: int
+    failed: int
+    error: str | None
+    failures: list[str]
+
+
+class Store:
+    def __init__(self, db_path: Path):
+        db_path.parent.mkdir(parents=True, exist_ok=True)
+        self.engine: Engine = create_engine(
+            f"sqlite:///{db_path}", connect_args={"timeout": 30, "check_same_thread": False}
+        )
+        event.listen(self.engine, "connect", _sqlite_pragmas)
+        metadata.create_all(self.engine)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # -- keys -------------------------------------------------------------------------------------------
+    def known(self, candidates: Iterable[str]) -> str | None:
+        """The status of the first candidate key already recorded, or None when all are new."""
+        wanted = list(candidates)
+        if not wanted:
+            return None
+        with self.engine.connect() as conn:
+            row = conn.execute(select(keys.c.status).where(keys.c.key.in_(wanted)).limit(1)).first()
+        return row[0] if row else None
+
+    def item_with_content(self, sha256: str) -> int | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(items.c.id).where(items.c.content_sha256 == sha256).limit(1)).first()
+        return row[0] if row else None
+
+    def item_for_keys(self, candidates: Iterable[str]) -> int | None:
+        wanted = list(candidates)
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(keys.c.item_id).where(keys.c.key.in_(wanted), keys.c.item_id.is_not(None)).limit(1)
+            ).first()
+        return row[0] if row else None
+
+    def remember(
+        self, candidates: Iterable[str], status: str, source: str, item_id: int | None = None
+    ) -> None:
+        rows = [
+            {"key": k, "item_id": item_id, "status": status, "source": source, "seen_at": utcnow()}
+            for k in dict.fromkeys(candidates)
+        ]
+        if rows:
+            with self.engine.begin() as conn:
+                conn.execute(sqlite_insert(keys).on_conflict_do_nothing(index_elements=["key"]), rows)
+
+    # -- items ------------------------------------------------------------------------------------------
+    def add_item(self, row: Mapping[str, Any], item_keys: Iterable[str]) -> int:
+        """Record a filed item and its keys in one transaction."""
+        with self.engine.begin() as conn:
+            values = dict(row)
+            values["topics"] = json.dumps(list(values["topics"]), ensure_ascii=False)
+            inserted = conn.execute(insert(items).values(**values)).inserted_primary_key
+            assert inserted is not None
+            item_id = int(inserted[0])
+            key_rows = [
+                {
+                    "key": k,
+                    "item_id": item_id,
+                    "status": "filed",
+                    "source": row["source"],
+                    "seen_at": utcnow(),
+                }
+                for k in dict.fromkeys(item_keys)
+            ]
+            conn.execute(sqlite_insert(keys).on_conflict_do_nothing(index_elements=["key"]), key_rows)
+        return item_id
+
+    def has_path(self, path: str) -> bool:
+        with self.engine.connect() as conn:
+            return conn.execute(select(items.c.id).where(items.c.path == path)).first() is not None
+
+    def items_of_day(self, day: str) -> list[IndexedItem]:
+        query = select(items).where(items.c.filed_day == day).order_by(items.c.path)
+        with self.engine.connect() as conn:
+            return [
+                IndexedItem(
+                    path=r.path,
+                    url=r.url,
+                    source=r.source,
+                    title=r.title,
+                    published=r.published,
+                    fetched_at=r.fetched_at,
+                    topics=json.loads(r.topics),
+                    snippet=r.snippet,
+                )
+                for r in conn.execute(query)
+            ]
+
+    def first_filed_day(self) -> str | None:
+        with self.engine.connect() as conn:
+            return conn.execute(select(func.min(items.c.filed_day))).scalar()
+
+    def count_items(self) -> int:
+        with self.engine.connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(items)).scalar() or 0)
+
+    # -- sources and polls ------------------------------------------------------------------------------
+    def record_poll(self, day: str, row: PollRow) -> None:
+        now = utcnow()
+        with self.engine.begin() as conn:
+            conn.execute(
+                insert(polls).values(
+                    source=row.source,
+                    day=day,
+                    finished_at=now,
+                    new=row.new,
+                    duplicate=row.duplicate,
+                    failed=row.failed,
+                    error=row.error,
+                    failures=json.dumps(row.failures, ensure_ascii=False),
+                )
+            )
+            conn.execute(sqlite_insert(sources).on_conflict_do_nothing().values(name=row.source, failures=0))
+            if row.error:
+                change: dict[str, Any] = {
+                    "last_poll": now,
+                    "last_error": row.error,
+                    "failures": sources.c.failures + 1,
+                }
+            else:
+                change = {"last_poll": now, "last_success": now, "last_error": None, "failures": 0}
+            conn.execute(update(sources).where(sources.c.name == row.source).values(**change))
+
+    def polls_of_day(self, day: str) -> list[PollRow]:
+        query = select(polls).where(polls.c.day == day).order_by(polls.c.id)
+        with self.engine.connect() as conn:
+            return [
+                PollRow(r.source, r.new, r.duplicate, r.failed, r.error, json.loads(r.failures))
+                for r in conn.execute(query)
+            ]
+
+    def source_states(self) -> dict[str, dict[str, Any]]:
+        with self.engine.connect() as conn:
+            return {r.name: dict(r._mapping) for r in conn.execute(select(sources))}
+
+    # -- small settings ---------------------------------------------------------------------------------
+    def get_meta(self, key: str) -> str | None:
+        with self.engine.connect() as conn:
+            return conn.execute(select(meta.c.value).where(meta.c.key == key)).scalar()
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                sqlite_insert(meta)
+                .values(key=key, value=value)
+                .on_conflict_do_update(index_elements=["key"], set_={"value": value})
+            )
+
+    def iter_paths(self) -> Iterator[str]:
+        with self.engine.connect() as conn:
+            for (path,) in conn.execute(select(items.c.path)):
+                yield path
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cursor = dbapi_conn.cursor()
+    # WAL lets the digest and `crawler poll` read while the service writes.
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
