@@ -92,7 +92,7 @@ def write_digest(store: Store, data_dir: Path, day: str, topic_order: Sequence[s
 
 def missed_days(store: Store, data_dir: Path, today: date) -> list[str]:
     """Days before today with activity whose digest was never written (the service was down at the time)."""
-    start_text = store.get_meta(LAST_DIGEST) or store.first_filed_day()
+    start_text = store.get_meta(LAST_DIGEST) or store.first_active_day()
     if start_text is None:
         return []
     start = date.fromisoformat(start_text)

@@ -35,6 +35,9 @@ SNIPPET_CHARS = 300
 # Article pages answering with these are gone for good: remember them so they are not fetched at every poll.
 PERMANENT_STATUSES = {404, 410, 451}
 
+# Less body text than this is a navigation page, a teaser or an error page, not an article.
+MIN_BODY_CHARS = 200
+
 
 @dataclass
 class PollReport:
@@ -126,10 +129,11 @@ async def _file_entry(res: Resources, source: Source, entry: FeedItem) -> Outcom
     article = await res.workers.run(
         extract_article, page.body, page.url, page.headers.get("content-type"), entry.title
     )
-    if article is None:
+    if article is None or len(article.body) < MIN_BODY_CHARS:
         # Remembered, so a page without article text is not fetched again at every poll.
         await res.write(res.store.remember, keys, "rejected", source.name)
-        return "failed", f"{entry.url}: no article text in the page"
+        found = f" (only {len(article.body)} characters)" if article else ""
+        return "failed", f"{entry.url}: no article text in the page{found}"
     keys += dedup.article_keys(page.url, article)
     return await res.write(_file_article, res, source, entry, page, article, keys)
 

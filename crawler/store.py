@@ -202,9 +202,14 @@ class Store:
                 for r in conn.execute(query)
             ]
 
-    def first_filed_day(self) -> str | None:
+    def first_active_day(self) -> str | None:
+        """The first day anything was polled or filed."""
         with self.engine.connect() as conn:
-            return conn.execute(select(func.min(items.c.filed_day))).scalar()
+            days = [
+                conn.execute(select(func.min(items.c.filed_day))).scalar(),
+                conn.execute(select(func.min(polls.c.day))).scalar(),
+            ]
+        return min((d for d in days if d), default=None)
 
     def count_items(self) -> int:
         with self.engine.connect() as conn:

@@ -1,0 +1,167 @@
+"""`crawler poll` end to end: a real local site, real Scrapy, feedparser, trafilatura and SQLite."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+
+from conftest import (
+    CHECK_ARCHIVE,
+    Site,
+    archived,
+    article_html,
+    crawler_cmd,
+    lorem,
+    need_shared,
+    rss,
+    write_config,
+)
+
+
+def _publish(site: Site, n: int, prefix: str = "/news/a") -> list[tuple[str, str]]:
+    entries = []
+    for i in range(n):
+        path, title = f"{prefix}{i}.html", f"Story {i} about Venezuela and North Korea"
+        site.set(path, article_html(title, lorem(f"story {i} in Caracas")))
+        entries.append((path, title))
+    return entries
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_poll_files_new_items_once_and_nothing_on_the_second_poll(site: Site, tmp_path) -> None:
+    entries = _publish(site, 3)
+    site.set("/feed.xml", rss(site, entries), content_type="application/rss+xml")
+    cfg = write_config(tmp_path / "config", [{"name": "news", "url": site.url("/feed.xml")}])
+
+    first = crawler_cmd("poll", "--config", str(cfg))
+    assert first.returncode == 0, first.stderr
+    assert "news: 3 new, 0 duplicate, 0 failed, 0 already known" in first.stdout
+    files = archived(cfg / "data")
+    assert len(files) == 3
+    assert sorted(p.name[:3] for p in files) == ["001", "002", "003"]
+    article_hits = sum(site.hits_of(p) for p, _ in entries)
+
+    second = crawler_cmd("poll", "--config", str(cfg))
+    assert second.returncode == 0, second.stderr
+    assert "news: 0 new, 0 duplicate, 0 failed, 3 already known" in second.stdout
+    assert len(archived(cfg / "data")) == 3
+    # Known items are dropped before their page is fetched: no article was downloaded again.
+    assert sum(site.hits_of(p) for p, _ in entries) == article_hits
+
+
+def test_filed_item_has_seed_format_text_sidecar_and_topics(site: Site, tmp_path) -> None:
+    paragraphs = [
+        "CARACAS — Venezuela and North Korea pledged to deepen their relationship after a meeting of their "
+        "diplomats in Caracas on Monday, the Venezuelan foreign ministry said.",
+        "The North Korean ambassador met the vice minister for Asia to discuss cooperation in agriculture, "
+        "sports and culture, according to the statement.",
+        "Both governments denounced what they called the hegemonism of the United States.",
+    ]
+    site.set("/a.html", article_html("Venezuela and North Korea to deepen ties", paragraphs))
+    site.set("/feed.xml", rss(site, [("/a.html", "Venezuela and North Korea to deepen ties")]))
+    cfg = write_config(
+        tmp_path / "config", [{"name": "latam", "url": site.url("/feed.xml"), "topics": ["sanctions"]}]
+    )
+
+    assert crawler_cmd("poll", "--config", str(cfg)).returncode == 0
+    [txt] = archived(cfg / "data")
+    assert txt.read_text("utf-8") == "\n\n".join(["Venezuela and North Korea to deepen ties", *paragraphs])
+    side = json.loads(txt.with_suffix(".json").read_text("utf-8"))
+    assert side["url"] == site.url("/a.html")
+    assert side["source"] == "latam"
+    assert side["published"] is not None and side["fetched_at"]
+    assert {"dprk", "latin_america", "dprk_latam", "sanctions"} <= set(side["topics"])
+    assert side["evidence"]["sanctions"] == ["@source"]
+    assert side["language"] == "en"
+    assert len(side["content_sha256"]) == 64
+    import hashlib
+
+    from crawler.dedup import normalise_url
+
+    assert txt.name.endswith(hashlib.sha256(normalise_url(side["url"]).encode()).hexdigest()[:16] + ".txt")
+    need_shared()
+    check = subprocess.run(
+        [sys.executable, str(CHECK_ARCHIVE), str(cfg / "data" / "archive")], capture_output=True
+    )
+    assert check.returncode == 0, check.stdout
+
+
+def test_same_text_at_another_url_is_a_duplicate(site: Site, tmp_path) -> None:
+    body = lorem("a syndicated wire story from Havana", 5)
+    site.set("/one.html", article_html("Wire story", body))
+    site.set("/two.html", article_html("Wire story (copy)", body))
+    site.set("/feed.xml", rss(site, [("/one.html", "Wire story"), ("/two.html", "Wire story (copy)")]))
+    cfg = write_config(tmp_path / "config", [{"name": "wire", "url": site.url("/feed.xml")}])
+    result = crawler_cmd("poll", "--config", str(cfg))
+    assert "wire: 1 new, 1 duplicate, 0 failed" in result.stdout, result.stdout
+    assert len(archived(cfg / "data")) == 1
+
+
+def test_failures_are_named_counted_and_do_not_stop_other_sources(site: Site, tmp_path) -> None:
+    good = _publish(site, 2)
+    site.set("/good.xml", rss(site, good))
+    site.set("/broken.xml", "<html><body>this is not a feed</body></html>")
+    site.set("/error.xml", "oops", status=500)
+    site.set("/nav-only.html", "<html><body><nav><a href='/'>Home</a></nav></body></html>")
+    site.set("/mixed.xml", rss(site, [("/nav-only.html", "A page without text"), ("/missing.html", "Gone")]))
+    cfg = write_config(
+        tmp_path / "config",
+        [
+            {"name": "good", "url": site.url("/good.xml")},
+            {"name": "not-a-feed", "url": site.url("/broken.xml")},
+            {"name": "server-error", "url": site.url("/error.xml")},
+            {"name": "missing", "url": site.url("/nope.xml")},
+            {"name": "unreachable", "url": f"http://127.0.0.1:{_free_port()}/feed.xml"},
+            {"name": "mixed", "url": site.url("/mixed.xml")},
+        ],
+    )
+    result = crawler_cmd("poll", "--config", str(cfg))
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "good: 2 new, 0 duplicate, 0 failed" in out
+    assert "not-a-feed: FAILED: not a feed" in out
+    assert "server-error: FAILED: HTTP 500" in out
+    assert "missing: FAILED: HTTP 404" in out
+    assert "unreachable: FAILED: connection refused" in out
+    assert "mixed: 0 new, 0 duplicate, 2 failed" in out
+    assert f"failed: {site.url('/nav-only.html')}: no article text in the page" in out
+    assert f"failed: {site.url('/missing.html')}: HTTP 404" in out
+    assert "total: 2 new, 0 duplicate, 2 failed; 6 source(s) polled, 4 failed" in out
+    # The log names the source with each failure.
+    assert "server-error: poll failed: HTTP 500" in result.stderr
+    assert len(archived(cfg / "data")) == 2
+
+    digest = crawler_cmd("digest", "--config", str(cfg), "--date", _today())
+    text = (cfg / "data" / "digests" / f"{_today()}.md").read_text("utf-8")
+    assert digest.returncode == 0
+    assert "6 sources polled, 4 failed; 2 article(s) could not be filed." in text
+    assert "- unreachable: connection refused" in text
+    assert f"- mixed: {site.url('/missing.html')}: HTTP 404" in text
+
+
+def test_poll_named_sources_only_and_unknown_names(site: Site, tmp_path) -> None:
+    site.set("/a.xml", rss(site, _publish(site, 1, "/a")))
+    site.set("/b.xml", rss(site, _publish(site, 1, "/b")))
+    cfg = write_config(
+        tmp_path / "config",
+        [{"name": "a", "url": site.url("/a.xml")}, {"name": "b", "url": site.url("/b.xml")}],
+    )
+    result = crawler_cmd("poll", "--config", str(cfg), "b")
+    assert result.returncode == 0
+    assert "b: 1 new" in result.stdout and "a:" not in result.stdout
+    assert site.hits_of("/a.xml") == 0
+    wrong = crawler_cmd("poll", "--config", str(cfg), "zzz")
+    assert wrong.returncode == 1 and "unknown source(s): zzz" in wrong.stderr
+
+
+def _today() -> str:
+    from datetime import UTC, datetime
+
+    return datetime.now(UTC).date().isoformat()
