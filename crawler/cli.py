@@ -64,12 +64,23 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _setup_logging(verbose: bool) -> None:
-    logging.basicConfig(
-        stream=sys.stderr,
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
-        datefmt="%Y-%m-%d %H:%M:%S",
-    )
+    level = logging.DEBUG if verbose else logging.INFO
+    if sys.stderr.isatty():
+        from rich.logging import RichHandler
+
+        from crawler.report import STDERR
+
+        handler: logging.Handler = RichHandler(console=STDERR, show_path=False, markup=False)
+        logging.basicConfig(
+            level=level, format="%(name)s: %(message)s", datefmt="%H:%M:%S", handlers=[handler]
+        )
+    else:
+        logging.basicConfig(
+            stream=sys.stderr,
+            level=level,
+            format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+            datefmt="%Y-%m-%d %H:%M:%S",
+        )
     # Scrapy and the libraries are chatty at INFO; their warnings still show.
     for name in (
         "scrapy",

@@ -13,6 +13,9 @@ from rich.table import Table
 
 from crawler.pipeline import PollReport
 
+# One console for log lines and the progress bar on a terminal, so log lines scroll above the bar.
+STDERR = Console(stderr=True)
+
 
 def one_line(report: PollReport) -> str:
     if report.error:
@@ -27,9 +30,12 @@ def one_line(report: PollReport) -> str:
 def progress(total: int, stream: TextIO = sys.stderr) -> Iterator[Callable[[PollReport], None]]:
     """Yields the callback to call as each source finishes: a bar on a terminal, plain lines otherwise."""
     if not stream.isatty():
+        done = 0
 
         def plain(report: PollReport) -> None:
-            print(one_line(report), file=stream, flush=True)
+            nonlocal done
+            done += 1
+            print(f"[{done}/{total}] {report.source} polled", file=stream, flush=True)
 
         yield plain
         return
@@ -39,7 +45,7 @@ def progress(total: int, stream: TextIO = sys.stderr) -> Iterator[Callable[[Poll
         MofNCompleteColumn(),
         TextColumn("{task.description}"),
         TimeElapsedColumn(),
-        console=Console(file=stream),
+        console=STDERR if stream is sys.stderr else Console(file=stream),
         transient=True,
     )
     with bar:
