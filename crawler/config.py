@@ -43,8 +43,8 @@ def parse_duration(value: Any) -> timedelta:
     """Read '30m', '2h', '1h30m', '45s', '1d' (or a number of seconds) as a positive duration."""
     if isinstance(value, timedelta):
         seconds = value.total_seconds()
-    elif isinstance(value, int | float) and not isinstance(value, bool):
-        seconds = float(value)
+    elif isinstance(value, int | float | str) and re.fullmatch(r"\s*-?\d+(?:\.\d+)?\s*", str(value)):
+        seconds = float(value)  # a plain number is seconds (a bool is not a number here: str(True))
     elif isinstance(value, str) and value.strip():
         text = value.strip().lower().replace(" ", "")
         parts = _DURATION.findall(text)
@@ -82,8 +82,11 @@ class DigestSettings(_Strict):
     @field_validator("at", mode="before")
     @classmethod
     def _clock(cls, value: Any) -> Any:
-        if isinstance(value, int):  # YAML 1.1 reads an unquoted 07:00 as the sexagesimal number 420
-            return time(value // 60 % 24, value % 60)
+        if isinstance(value, int) and not isinstance(value, bool):
+            # YAML 1.1 reads an unquoted 07:00 as the sexagesimal number 420; anything else is a mistake.
+            if 0 <= value < 24 * 60:
+                return time(value // 60, value % 60)
+            raise ValueError(f'expected a time like "07:00" (quote it), got {value!r}')
         if isinstance(value, str) and not re.fullmatch(r"\d{1,2}:\d{2}", value.strip()):
             raise ValueError(f'expected a time like "07:00", got {value!r}')
         return value
@@ -235,8 +238,7 @@ def _load(path: Path, model: type[_Strict], problems: list[str], required: bool)
         return None
     if root is None:
         return model()
-    dup = list(_duplicate_keys(root))
-    problems += [f"{path}:{line}: {key}: duplicate key" for line, key in dup]
+    problems += [f"{path}:{line}: {key}: duplicate key" for line, key in _duplicate_keys(root, "")]
     data = yaml.safe_load(text)
     if not isinstance(data, dict):
         problems.append(f"{path}:{root.start_mark.line + 1}: file: expected a mapping at the top level")
@@ -291,31 +293,41 @@ def _line_of(node: yaml.Node, loc: Iterable[Any]) -> int:
         if isinstance(node, yaml.MappingNode):
             for key, value in node.value:
                 if key.value == str(part):
-                    # A missing or unknown key is best shown at the key itself.
-                    line = key.start_mark.line + 1
                     nxt = value
+                    # A nested block is best shown at its key; a scalar or list item at itself.
+                    line = (key if isinstance(value, yaml.MappingNode) else value).start_mark.line + 1
                     break
         elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
             nxt = node.value[part]
+            line = nxt.start_mark.line + 1
         if nxt is None:
             break
         node = nxt
-        line = node.start_mark.line + 1 if not isinstance(node, yaml.MappingNode) else line
     return line
 
 
-def _duplicate_keys(node: yaml.Node) -> Iterable[tuple[int, str]]:
+def _duplicate_keys(node: yaml.Node, where: str) -> Iterable[tuple[int, str]]:
     # PyYAML keeps the last of two equal keys without a word; in a hand-edited file that hides a mistake.
     if isinstance(node, yaml.MappingNode):
         seen: set[str] = set()
         for key, value in node.value:
+            name = f"{where}.{key.value}" if where else str(key.value)
             if key.value in seen:
-                yield key.start_mark.line + 1, str(key.value)
+                yield key.start_mark.line + 1, name
             seen.add(key.value)
-            yield from _duplicate_keys(value)
+            yield from _duplicate_keys(value, name)
     elif isinstance(node, yaml.SequenceNode):
-        for item in node.value:
-            yield from _duplicate_keys(item)
+        for i, item in enumerate(node.value):
+            label = _item_name(item) or str(i)
+            yield from _duplicate_keys(item, f"{where}[{label}]")
+
+
+def _item_name(node: yaml.Node) -> str | None:
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            if key.value == "name" and isinstance(value, yaml.ScalarNode):
+                return str(value.value)
+    return None
 
 
 def _cross_checks(folder: Path, sources: SourcesFile, topics: TopicsFile) -> list[str]:

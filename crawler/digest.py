@@ -17,7 +17,6 @@ from crawler.store import IndexedItem, PollRow, Store
 
 log = logging.getLogger(__name__)
 OTHER = "Other"
-LAST_DIGEST = "last_digest"
 
 
 def digest_path(data_dir: Path, day: str) -> Path:
@@ -84,30 +83,13 @@ def write_digest(store: Store, data_dir: Path, day: str, topic_order: Sequence[s
     text = render_digest(day, store.items_of_day(day), store.polls_of_day(day), topic_order)
     path = digest_path(data_dir, day)
     write_text_atomic(path, text)
-    if (store.get_meta(LAST_DIGEST) or "") < day:
-        store.set_meta(LAST_DIGEST, day)
     log.info("digest for %s written to %s", day, path)
     return path
 
 
 def missed_days(store: Store, data_dir: Path, today: date) -> list[str]:
-    """Days before today with activity whose digest was never written (the service was down at the time)."""
-    start_text = store.get_meta(LAST_DIGEST) or store.first_active_day()
-    if start_text is None:
-        return []
-    start = date.fromisoformat(start_text)
-    if store.get_meta(LAST_DIGEST):
-        start += timedelta(days=1)
-    days = []
-    day = start
-    while day < today:
-        text = day.isoformat()
-        if not digest_path(data_dir, text).exists() and (
-            store.items_of_day(text) or store.polls_of_day(text)
-        ):
-            days.append(text)
-        day += timedelta(days=1)
-    return days
+    """Days before today with activity whose digest file does not exist (the service was down then)."""
+    return [day for day in store.active_days(today.isoformat()) if not digest_path(data_dir, day).exists()]
 
 
 def yesterday(now: datetime) -> str:

@@ -41,7 +41,8 @@ def extract_article(
     body: bytes, url: str, content_type: str | None = None, fallback_title: str | None = None
 ) -> Article | None:
     """Extract the main text of a page; None when the page holds no article text."""
-    html = decode_html(body, content_type)
+    # Control characters make lxml (and so trafilatura) give up on the whole page; they are never text.
+    html = _INVISIBLE.sub("", decode_html(body, content_type))
     if not html.strip():
         return None
     try:

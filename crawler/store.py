@@ -202,14 +202,14 @@ class Store:
                 for r in conn.execute(query)
             ]
 
-    def first_active_day(self) -> str | None:
-        """The first day anything was polled or filed."""
+    def active_days(self, before: str) -> list[str]:
+        """Days before `before` on which anything was polled or filed, oldest first (both columns indexed)."""
         with self.engine.connect() as conn:
-            days = [
-                conn.execute(select(func.min(items.c.filed_day))).scalar(),
-                conn.execute(select(func.min(polls.c.day))).scalar(),
-            ]
-        return min((d for d in days if d), default=None)
+            days = set(
+                conn.execute(select(items.c.filed_day).where(items.c.filed_day < before).distinct()).scalars()
+            )
+            days |= set(conn.execute(select(polls.c.day).where(polls.c.day < before).distinct()).scalars())
+        return sorted(days)
 
     def count_items(self) -> int:
         with self.engine.connect() as conn:
