@@ -351,7 +351,8 @@ def _cross_checks(folder: Path, sources: SourcesFile, topics: TopicsFile) -> lis
                 )
     for name, message in check_topic_refs(topics.topics):
         line = _line_of(top_root, ("topics", name, "all_topics")) if top_root else 0
-        problems.append(f"{top_path}:{line}: topics.{name}.all_topics: {message}")
+        field_name, _, text = message.partition(": ")
+        problems.append(f"{top_path}:{line}: topics.{name}.{field_name}: {text}")
     return problems
 
 
