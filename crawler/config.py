@@ -17,6 +17,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from apscheduler.triggers.cron import CronTrigger
+from cssselect import GenericTranslator, SelectorError
+from lxml import etree
 from pydantic import (
     BaseModel,
     BeforeValidator,
@@ -78,6 +80,9 @@ class _Strict(BaseModel):
 
 class DigestSettings(_Strict):
     at: time = Field(default=time(7, 0), description='Local time of the daily digest, "HH:MM".')
+    stale_after: Duration = Field(
+        default=timedelta(days=7), description="A source with no new item for this long is listed as quiet."
+    )
 
     @field_validator("at", mode="before")
     @classmethod
@@ -93,20 +98,46 @@ class DigestSettings(_Strict):
 
 
 class FetchSettings(_Strict):
-    user_agent: str = Field(
-        default=f"crawler/{__version__} (news monitor; polite; contact the operator of this instance)",
-        min_length=1,
+    user_agent: str = Field(default=f"crawler/{__version__} (news monitor)", min_length=1)
+    contact: str | None = Field(
+        default=None,
+        description="A URL (or mailto:) where site owners can reach you; added to the User-Agent.",
+    )
+    allow_private_networks: bool = Field(
+        default=False,
+        description="Allow requests to loopback, private, link-local, CGNAT and multicast addresses.",
     )
     timeout: float = Field(default=20.0, gt=0, description="Seconds before a request is given up.")
     max_bytes: int = Field(default=15 * 1024 * 1024, gt=0, description="Largest response body accepted.")
     per_host: int = Field(default=2, ge=1, description="Concurrent requests to one host.")
     delay: float = Field(default=1.0, ge=0, description="Seconds between requests to one host.")
 
+    @property
+    def full_user_agent(self) -> str:
+        return f"{self.user_agent} (+{self.contact})" if self.contact else self.user_agent
+
+
+class AdaptiveSettings(_Strict):
+    """Bounds of `every: auto`, which polls a source as often as it publishes."""
+
+    min: Duration = timedelta(minutes=15)
+    max: Duration = timedelta(hours=24)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> AdaptiveSettings:
+        if self.min > self.max:
+            raise ValueError("`min` must not exceed `max`")
+        return self
+
 
 class Settings(_Strict):
     data_dir: Path | None = Field(default=None, description="Relative to the config folder.")
     timezone: str = "UTC"
     every: Duration = Field(default=timedelta(hours=1), description="Default poll interval of a source.")
+    max_age: Duration = Field(
+        default=timedelta(days=30), description="Older items are not fetched when first seen (sitemaps)."
+    )
+    adaptive: AdaptiveSettings = AdaptiveSettings()
     digest: DigestSettings = DigestSettings()
     fetch: FetchSettings = FetchSettings()
 
@@ -120,13 +151,60 @@ class Settings(_Strict):
         return value
 
 
+class LinkRule(_Strict):
+    """Which links of a listing page are articles: a CSS or XPath selector, then URL regexes."""
+
+    css: str | None = None
+    xpath: str | None = None
+    allow: tuple[str, ...] = ()  # a link must match one of these (when any are given)
+    deny: tuple[str, ...] = ()  # and none of these
+
+    @field_validator("css")
+    @classmethod
+    def _css(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                GenericTranslator().css_to_xpath(value)
+            except SelectorError as exc:
+                raise ValueError(f"invalid CSS selector {value!r}: {exc}") from None
+        return value
+
+    @field_validator("xpath")
+    @classmethod
+    def _xpath(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                etree.XPath(value)
+            except etree.XPathSyntaxError as exc:
+                raise ValueError(f"invalid XPath {value!r}: {exc}") from None
+        return value
+
+    @field_validator("allow", "deny")
+    @classmethod
+    def _regexes(cls, values: tuple[str, ...]) -> tuple[str, ...]:
+        for value in values:
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"invalid regular expression {value!r}: {exc}") from None
+        return values
+
+    @model_validator(mode="after")
+    def _one_selector(self) -> LinkRule:
+        if self.css is not None and self.xpath is not None:
+            raise ValueError("give either `css:` or `xpath:`, not both")
+        return self
+
+
 class Source(_Strict):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$", max_length=64)
     url: str
-    kind: Literal["feed"] = "feed"
-    every: Duration | None = None
+    kind: Literal["feed", "listing", "sitemap", "auto"] = "feed"
+    links: LinkRule | None = Field(default=None, description="Listing sources: which links are articles.")
+    every: Duration | Literal["auto"] | None = None
     cron: str | None = None
     topics: tuple[str, ...] = ()
+    robots: bool = Field(default=True, description="Obey robots.txt for listing, sitemap and article pages.")
     enabled: bool = True
 
     @field_validator("url")
@@ -146,10 +224,17 @@ class Source(_Strict):
                 raise ValueError(f"invalid crontab {value!r}: {exc}") from None
         return value
 
+    @field_validator("every", mode="before")
+    @classmethod
+    def _every(cls, value: Any) -> Any:
+        return value if value == "auto" else parse_duration(value) if value is not None else None
+
     @model_validator(mode="after")
     def _one_schedule(self) -> Source:
         if self.every is not None and self.cron is not None:
             raise ValueError("give either `every:` or `cron:`, not both")
+        if self.links is not None and self.kind not in ("listing", "auto"):
+            raise ValueError("`links:` applies to `kind: listing` (or `auto`) sources only")
         return self
 
 
@@ -182,7 +267,8 @@ class Config:
         return ZoneInfo(self.settings.timezone)
 
     def interval(self, source: Source) -> timedelta:
-        return source.every or self.settings.every
+        """The configured interval; `every: auto` starts from the default and adapts (see crawler.health)."""
+        return source.every if isinstance(source.every, timedelta) else self.settings.every
 
     def source(self, name: str) -> Source:
         for src in self.sources:

@@ -53,6 +53,7 @@ class FetchResult:
     headers: dict[str, str] = field(default_factory=dict)  # lower-cased names
     body: bytes = b""
     error: str | None = None  # set when the fetch failed; a human-readable reason
+    redirects: tuple[tuple[int, str], ...] = ()  # (status, URL it led to) for each redirect followed
 
     @property
     def ok(self) -> bool:
