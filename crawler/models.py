@@ -54,6 +54,8 @@ class FetchResult:
     body: bytes = b""
     error: str | None = None  # set when the fetch failed; a human-readable reason
     redirects: tuple[tuple[int, str], ...] = ()  # (status, URL it led to) for each redirect followed
+    # Seconds the server asked us to stay away (Retry-After on a 429 or 503), uncapped; None when it did not.
+    retry_after: float | None = None
 
     @property
     def ok(self) -> bool:

@@ -5,17 +5,24 @@ from __future__ import annotations
 from typing import Any
 
 from crawler.config import FetchSettings
+from crawler.fetch import guard
+
+_SCRAPY = "scrapy.downloadermiddlewares"
 
 
 def scrapy_settings(fetch: FetchSettings) -> dict[str, Any]:
     return {
         "TWISTED_REACTOR": "twisted.internet.asyncioreactor.AsyncioSelectorReactor",
-        "USER_AGENT": fetch.user_agent,
+        "USER_AGENT": fetch.full_user_agent,  # names the crawler and where site owners can reach its user
         "DOWNLOAD_TIMEOUT": fetch.timeout,  # Scrapy's own default, 180 s, would stall a poll for minutes
-        "DNS_TIMEOUT": min(fetch.timeout, 20),
+        # Also the cap on a decompressed body (HttpCompressionMiddleware): a gzip bomb stops at the same size.
         "DOWNLOAD_MAXSIZE": fetch.max_bytes,  # Scrapy's default is 1 GiB
         "DOWNLOAD_WARNSIZE": 0,
-        # Politeness is per host and shared by every source, since one spider serves them all.
+        # Only http and https: a redirect to file:///etc/passwd must not read a local file (limits.HttpOnly
+        # gives the reason; without a handler the scheme could not be fetched anyway).
+        "DOWNLOAD_HANDLERS": {"file": None, "data": None, "s3": None, "ftp": None},
+        # Politeness is per host and shared by every source, since one spider serves them all. Scrapy's
+        # "domain" here is the download slot, whose key is the URL's host name (port ignored).
         "CONCURRENT_REQUESTS": 32,
         "CONCURRENT_REQUESTS_PER_DOMAIN": fetch.per_host,
         "DOWNLOAD_DELAY": fetch.delay,
@@ -23,6 +30,21 @@ def scrapy_settings(fetch: FetchSettings) -> dict[str, Any]:
         "ROBOTSTXT_OBEY": True,  # article pages obey robots.txt; feeds are exempt per request
         "REDIRECT_MAX_TIMES": 10,
         "RETRY_TIMES": 1,  # the next poll is the real retry
+        # Scrapy's list without 429: "too many requests" is not answered by asking again at once. A 503 with
+        # Retry-After is not retried either (politeness.HostPause).
+        "RETRY_HTTP_CODES": [500, 502, 503, 504, 522, 524, 408],
+        "DOWNLOADER_MIDDLEWARES": {
+            f"{_SCRAPY}.robotstxt.RobotsTxtMiddleware": None,
+            "crawler.fetch.politeness.ExpiringRobotsTxt": 100,  # where Scrapy's sits
+            "crawler.fetch.guard.PrivateNetworkGuard": 560,  # process_exception before RetryMiddleware (550)
+            "crawler.fetch.politeness.HostPause": 580,  # process_response before RetryMiddleware
+            "crawler.fetch.limits.HttpOnly": 610,  # process_response before RedirectMiddleware (600)
+        },
+        "EXTENSIONS": {"crawler.fetch.limits.BodyLimit": 0},
+        guard.SETTING: fetch.allow_private_networks,
+        # With the guard on, environment proxies (http_proxy...) are ignored: through a proxy the crawler
+        # never sees the address finally connected to, so the guard could not hold.
+        "HTTPPROXY_ENABLED": fetch.allow_private_networks,
         "HTTPERROR_ALLOW_ALL": True,  # every status reaches us; the poll decides what it means
         "COOKIES_ENABLED": False,
         "TELNETCONSOLE_ENABLED": False,
@@ -34,5 +56,4 @@ def scrapy_settings(fetch: FetchSettings) -> dict[str, Any]:
         "STATS_DUMP": False,
         "MEMUSAGE_ENABLED": False,
         "LOG_LEVEL": "WARNING",
-        "COMPRESSION_MAX_SIZE": fetch.max_bytes,  # a gzip bomb is stopped at the same size as a body
     }

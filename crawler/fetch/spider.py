@@ -15,6 +15,7 @@ from scrapy.http import Response
 from twisted.python.failure import Failure
 
 from crawler.fetch.errors import describe_failure
+from crawler.fetch.politeness import response_retry_after
 from crawler.models import FetchResult
 
 
@@ -43,6 +44,8 @@ class QueueSpider(Spider):
                     status=response.status,
                     headers=_headers(response),
                     body=response.body,
+                    redirects=_redirects(response.meta, response.url),
+                    retry_after=response_retry_after(response.status, response.headers.get(b"Retry-After")),
                 )
             )
         return
@@ -52,7 +55,13 @@ class QueueSpider(Spider):
         request = failure.request  # type: ignore[attr-defined]
         future: asyncio.Future[FetchResult] = request.meta["future"]
         if not future.done():
-            future.set_result(FetchResult(url=request.url, error=describe_failure(failure, self.settings)))
+            future.set_result(
+                FetchResult(
+                    url=request.url,
+                    error=describe_failure(failure, self.settings),
+                    redirects=_redirects(request.meta, request.url),
+                )
+            )
 
 
 def _headers(response: Response) -> dict[str, str]:
@@ -61,3 +70,11 @@ def _headers(response: Response) -> dict[str, str]:
         if values:
             out[key.decode("latin-1").lower()] = values[-1].decode("latin-1")
     return out
+
+
+def _redirects(meta: dict[str, Any], final_url: str) -> tuple[tuple[int, str], ...]:
+    """(status, URL it led to) per redirect followed, from what RedirectMiddleware leaves in meta."""
+    sources: list[str] = meta.get("redirect_urls", [])
+    reasons: list[Any] = meta.get("redirect_reasons", [])
+    targets = [*sources[1:], final_url]
+    return tuple((r if isinstance(r, int) else 0, url) for r, url in zip(reasons, targets, strict=False))
