@@ -1,7 +1,8 @@
-"""The feed stage: the bytes of a downloaded feed -> the items it lists (feedparser).
+"""The feed stage: the bytes of a downloaded feed -> the items it lists (feedparser, and JSON Feed).
 
 feedparser is handed the bytes and the response headers, never a URL: it must not download anything itself,
-and with the Content-Type header it resolves the encoding the way RFC 3023 says.
+and with the Content-Type header it resolves the encoding the way RFC 3023 says. feedparser 6 reads no JSON
+Feed (https://jsonfeed.org), so those are read here with the json module: the format is small and strict.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import calendar
 import contextlib
 import html
 import io
+import json
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -29,6 +31,8 @@ class FeedError(Exception):
 def parse_feed(body: bytes, url: str, headers: Mapping[str, str] | None = None) -> list[FeedItem]:
     """Return the feed's entries in document order; raise FeedError when there are none to take."""
     response_headers = {k.lower(): v for k, v in (headers or {}).items()}
+    if _is_json(body, response_headers.get("content-type", "")):
+        return _parse_json_feed(body, url)
     response_headers.setdefault("content-location", url)
     parsed = feedparser.parse(io.BytesIO(body), response_headers=response_headers)
     entries = parsed.get("entries") or []
@@ -78,10 +82,14 @@ def _entry_date(entry: Mapping[str, Any]) -> datetime | None:
                 when = datetime.fromtimestamp(calendar.timegm(value), tz=UTC)
             except (OverflowError, ValueError, OSError):
                 continue
-            # A date far in the future is a broken feed, not news from tomorrow.
-            if when <= datetime.now(UTC) + timedelta(days=1):
+            if _plausible(when):
                 return when
     return None
+
+
+def _plausible(when: datetime) -> bool:
+    # A date far in the future is a broken feed, not news from tomorrow.
+    return when <= datetime.now(UTC) + timedelta(days=1)
 
 
 def _clean_title(title: Any, detail: Mapping[str, Any] | None) -> str | None:
@@ -100,3 +108,83 @@ def _clean_title(title: Any, detail: Mapping[str, Any] | None) -> str | None:
 def _short(exc: Any) -> str:
     text = str(exc) if exc is not None else "unknown parse error"
     return text if len(text) <= 200 else text[:197] + "..."
+
+
+# -- JSON Feed 1.0 / 1.1 ------------------------------------------------------------------------------------
+
+_JSON_TYPES = {"application/feed+json", "application/json"}
+
+
+def _is_json(body: bytes, content_type: str) -> bool:
+    start = body[:64].lstrip(b"\xef\xbb\xbf \t\r\n")
+    if start.startswith((b"{", b"[")):
+        return True
+    # A body served as JSON that does not look like XML either is reported as broken JSON, which says more
+    # than "no RSS root element"; an XML feed mislabelled as JSON still goes to feedparser.
+    media = content_type.split(";")[0].strip().lower()
+    return media in _JSON_TYPES and not start.startswith(b"<")
+
+
+def _parse_json_feed(body: bytes, url: str) -> list[FeedItem]:
+    doc = _load_json(body)
+    if not isinstance(doc, dict) or "jsonfeed.org/version/" not in str(doc.get("version", "")):
+        raise FeedError('not a feed: JSON without a JSON Feed "version" (https://jsonfeed.org/version/1.1)')
+    entries = doc.get("items", [])
+    if not isinstance(entries, list):
+        raise FeedError(f'broken JSON Feed: "items" is a {type(entries).__name__}, not a list')
+    items: list[FeedItem] = []
+    for entry in entries:
+        if not isinstance(entry, dict):
+            continue
+        # Relative item URLs are against the spec but seen: resolved against the address the feed came from.
+        link = _json_link(entry, url)
+        if link is None:
+            continue  # no page to fetch (a status update with only content_text)
+        ident = entry.get("id")
+        # The spec: an id given as a number must be read as a string.
+        guid = str(ident).strip() if isinstance(ident, str | int) and not isinstance(ident, bool) else ""
+        items.append(
+            FeedItem(
+                url=link,
+                guid=guid or None,
+                title=_clean_title(entry.get("title"), None),
+                published=_json_date(entry.get("date_published")) or _json_date(entry.get("date_modified")),
+            )
+        )
+    return items
+
+
+def _load_json(body: bytes) -> Any:
+    try:
+        try:
+            return json.loads(body)  # from bytes, json detects UTF-8/16/32 and a BOM itself
+        except UnicodeDecodeError:
+            # The spec says UTF-8; a stray invalid byte should not cost the whole feed.
+            return json.loads(body.decode("utf-8", errors="replace"))
+    except (ValueError, RecursionError) as exc:
+        raise FeedError(f"not a feed: invalid JSON: {_short(exc)}") from None
+
+
+def _json_link(entry: Mapping[str, Any], base: str) -> str | None:
+    # `url` is the item's own page; `external_url` is what a link-blog post points at: the article to fetch
+    # when the post has no page of its own.
+    for key in ("url", "external_url"):
+        value = entry.get(key)
+        if isinstance(value, str) and value.strip():
+            absolute = urljoin(base, value.strip())
+            if absolute.startswith(("http://", "https://")):
+                return absolute
+    return None
+
+
+def _json_date(value: Any) -> datetime | None:
+    """An RFC 3339 date as aware UTC; None when missing, unreadable or implausibly far in the future."""
+    if not isinstance(value, str) or not value.strip():
+        return None
+    try:
+        when = datetime.fromisoformat(value.strip())
+    except ValueError:
+        return None
+    # RFC 3339 requires an offset; a feed that leaves it out most likely means UTC.
+    when = when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+    return when if _plausible(when) else None

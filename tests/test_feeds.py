@@ -111,19 +111,6 @@ def test_rss10_rdf() -> None:
     assert items[0].guid == "https://news.example.org/r/1"  # rdf:about is the item's identity
 
 
-def test_json_feed_is_not_supported() -> None:
-    # feedparser 6 reads no JSON Feed: it must fail as "not a feed", not look like an empty feed.
-    body = json.dumps(
-        {
-            "version": "https://jsonfeed.org/version/1.1",
-            "title": "Example",
-            "items": [{"id": "1", "url": "https://news.example.org/a/1", "title": "One"}],
-        }
-    ).encode()
-    with pytest.raises(FeedError, match=r"^not a feed"):
-        parse_feed(body, FEED_URL, {"Content-Type": "application/feed+json"})
-
-
 # -- links, GUIDs, dates ------------------------------------------------------------------------------------
 
 
@@ -389,8 +376,13 @@ def expected_links(entry: dict[str, Any], base: str) -> list[str]:
 def test_realworld_corpus(entry: dict[str, Any]) -> None:
     body = (REALWORLD / str(entry["path"])).read_bytes()
     base = "https://feeds.example.net/some/feed.xml"
+    if str(entry["path"]).endswith(".json"):
+        # A JSON Feed: feedparser reads none (the manifest has no entries), parse_feed reads it itself.
+        doc = json.loads(body)
+        assert [i.url for i in parse_feed(body, base)] == [item["url"] for item in doc["items"]]
+        return
     if not entry["feedparser_version"] and not entry["n_entries"]:
-        # feedparser could not read it as a feed at all (ill-formed beyond repair, JSON Feed): a FeedError.
+        # feedparser could not read it as a feed at all (ill-formed beyond repair): a FeedError.
         with pytest.raises(FeedError, match=r"^not a feed"):
             parse_feed(body, base)
         return
@@ -412,3 +404,160 @@ def test_realworld_corpus(entry: dict[str, Any]) -> None:
     assert [i.title for i in items] == titles
     for item in items:
         assert item.published is None or item.published.tzinfo is not None
+
+
+# -- JSON Feed ----------------------------------------------------------------------------------------------
+
+JSON_URL = "https://news.example.org/feed.json"
+
+
+def json_feed(items: list[Any], version: str = "https://jsonfeed.org/version/1.1") -> bytes:
+    return json.dumps({"version": version, "title": "Example", "items": items}).encode()
+
+
+def test_json_feed_11() -> None:
+    body = json_feed(
+        [
+            {
+                "id": "post-1",
+                "url": "https://news.example.org/2024/03/kim-maduro",
+                "title": "Kim meets  Maduro",
+                "date_published": "2024-03-05T14:30:00+01:00",
+                "date_modified": "2024-03-06T00:00:00Z",
+            },
+            # only date_modified: taken as the date, as feedparser does with Atom's <updated>
+            {
+                "id": 42,
+                "url": "/world/havana",
+                "title": "Havana &amp; Caracas",
+                "date_modified": "2024-03-04",
+            },
+            # a link-blog post: the article is elsewhere
+            {"id": "3", "external_url": "https://other.example.com/story", "content_text": "Worth reading"},
+            {"id": "4", "content_text": "A status update with no page"},
+            {"id": "5", "url": "mailto:desk@example.org"},
+            "not an object",
+        ]
+    )
+    assert parse_feed(body, JSON_URL, {"Content-Type": "application/feed+json"}) == [
+        FeedItem(
+            url="https://news.example.org/2024/03/kim-maduro",
+            guid="post-1",
+            title="Kim meets Maduro",
+            published=datetime(2024, 3, 5, 13, 30, tzinfo=UTC),
+        ),
+        FeedItem(
+            url="https://news.example.org/world/havana",  # relative: resolved against the feed's URL
+            guid="42",  # a number, read as a string as the spec says
+            title="Havana & Caracas",
+            published=datetime(2024, 3, 4, tzinfo=UTC),  # no offset: UTC
+        ),
+        FeedItem(url="https://other.example.com/story", guid="3"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("prefix", "headers"),
+    [
+        pytest.param(b"", {}, id="no-content-type"),
+        pytest.param(b"\xef\xbb\xbf\n  ", {"Content-Type": "text/plain"}, id="bom-and-space-wrong-type"),
+        pytest.param(b"", {"content-type": "application/json; charset=utf-8"}, id="application-json"),
+    ],
+)
+def test_json_feed_detected_by_body_or_type(prefix: bytes, headers: dict[str, str]) -> None:
+    body = prefix + json_feed(
+        [{"id": "1", "url": "https://news.example.org/a", "title": "Pyongyang–Caracas"}],
+        version="https://jsonfeed.org/version/1",
+    )
+    assert [(i.url, i.title) for i in parse_feed(body, JSON_URL, headers)] == [
+        ("https://news.example.org/a", "Pyongyang–Caracas")
+    ]
+
+
+def test_xml_feed_labelled_json_still_read() -> None:
+    body = rss_doc("<item><title>t</title><link>https://news.example.org/x</link></item>").encode()
+    assert [i.url for i in parse_feed(body, FEED_URL, {"Content-Type": "application/json"})] == [
+        "https://news.example.org/x"
+    ]
+
+
+def test_json_feed_dates() -> None:
+    now = datetime.now(UTC).replace(microsecond=0)
+    body = json_feed(
+        [
+            {"url": "https://news.example.org/far", "date_published": (now + timedelta(days=3)).isoformat()},
+            {
+                "url": "https://news.example.org/near",
+                "date_published": (now + timedelta(hours=2)).isoformat(),
+            },
+            {"url": "https://news.example.org/bad", "date_published": "last Tuesday"},
+            {
+                "url": "https://news.example.org/fallback",
+                "date_published": "garbage",
+                "date_modified": "2024-01-02T03:04:05.678Z",
+            },
+        ]
+    )
+    assert [i.published for i in parse_feed(body, JSON_URL)] == [
+        None,
+        now + timedelta(hours=2),
+        None,
+        datetime(2024, 1, 2, 3, 4, 5, 678000, tzinfo=UTC),
+    ]
+
+
+def test_json_feed_invalid_utf8_is_replaced_not_fatal() -> None:
+    body = json_feed([{"url": "https://news.example.org/a", "title": "Caf\u00e9"}]).replace(
+        b"Caf\\u00e9",
+        b"Caf\xe9",  # a Latin-1 byte in a UTF-8 document
+    )
+    assert b"\xe9" in body
+    (item,) = parse_feed(body, JSON_URL)
+    assert item.title == "Caf\ufffd"
+
+
+def test_empty_json_feed_is_an_empty_list() -> None:
+    assert parse_feed(json_feed([]), JSON_URL) == []
+
+
+@pytest.mark.parametrize(
+    ("body", "headers", "message"),
+    [
+        pytest.param(b'{"items": [', {}, r"^not a feed: invalid JSON", id="truncated"),
+        pytest.param(b"", {"Content-Type": "application/json"}, r"^not a feed: invalid JSON", id="empty"),
+        pytest.param(
+            b'{"status": "ok", "items": []}', {}, r"^not a feed: JSON without a JSON Feed", id="api"
+        ),
+        pytest.param(b"[1, 2, 3]", {}, r"^not a feed: JSON without a JSON Feed", id="array"),
+        pytest.param(
+            b'{"version": "https://jsonfeed.org/version/1.1", "items": {"a": 1}}',
+            {},
+            r'^broken JSON Feed: "items" is a dict, not a list',
+            id="items-not-a-list",
+        ),
+        pytest.param(b"[" * 100_000, {}, r"^not a feed: invalid JSON", id="nesting-bomb"),
+    ],
+)
+def test_broken_json_feed_raises(body: bytes, headers: dict[str, str], message: str) -> None:
+    with pytest.raises(FeedError, match=message):
+        parse_feed(body, JSON_URL, headers)
+
+
+def test_realworld_json_feeds() -> None:
+    folder = REALWORLD / "feedjira" / "spec" / "sample_feeds"
+    if not folder.is_dir():
+        pytest.skip(f"corpus absent: {folder}")
+    items = parse_feed((folder / "json_feed.json").read_bytes(), "http://inessential.com/feed.json")
+    assert len(items) == 20
+    assert items[0] == FeedItem(
+        url="http://inessential.com/2017/06/02/james_dempsey_and_the_breakpoints_benefi",
+        guid="http://inessential.com/2017/06/02/james_dempsey_and_the_breakpoints_benefi",
+        title="James Dempsey and the Breakpoints Benefit App Camp for Girls",
+        published=datetime(2017, 6, 3, 5, 5, 47, tzinfo=UTC),  # 2017-06-02T22:05:47-07:00
+    )
+    escaped = parse_feed(
+        (folder / "json_feed_with_escaped_uris.json").read_bytes(), "https://lukedorny.com/feed"
+    )
+    assert escaped[0].url == "https://lukedorny.com/updates/new-font"  # "https:\/\/…" in the JSON
+    assert escaped[0].published == datetime(2025, 1, 6, 1, 40, tzinfo=UTC)
+    assert all(i.url.startswith("https://lukedorny.com/") and i.title for i in escaped)
