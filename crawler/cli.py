@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 from crawler import __version__
@@ -52,6 +52,20 @@ def _parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check", help="validate the config; problems as FILE:LINE: field: message")
     check.add_argument("--config", type=Path, help=config_help)
     check.set_defaults(func=cmd_check)
+
+    sources = sub.add_parser("sources", help="show every source: kind, interval, health, next poll")
+    sources.add_argument("--config", type=Path, help=config_help)
+    sources.set_defaults(func=cmd_sources)
+
+    imp = sub.add_parser("import-opml", help="add the feeds of an OPML file to sources.yaml (comments kept)")
+    imp.add_argument("file", type=Path, help="the OPML file")
+    imp.add_argument("--config", type=Path, help=config_help)
+    imp.set_defaults(func=cmd_import_opml)
+
+    exp = sub.add_parser("export-opml", help="write the feed sources as OPML (to stdout, or --out FILE)")
+    exp.add_argument("--config", type=Path, help=config_help)
+    exp.add_argument("--out", type=Path, help="write to this file instead of stdout")
+    exp.set_defaults(func=cmd_export_opml)
 
     demo = sub.add_parser("demo", help="poll a local demo news site built from seeds/ and write its digest")
     demo.add_argument(
@@ -151,17 +165,70 @@ def cmd_digest(args: argparse.Namespace) -> int:
     config = _load(args)
     if config is None:
         return 1
-    from crawler.digest import write_digest, yesterday
+    from crawler.digest import write_digest_for, yesterday
     from crawler.resources import open_store, recover
 
     day = args.date.isoformat() if args.date else yesterday(datetime.now(config.tz))
     store = open_store(config)
     try:
         recover(store, config.data_dir)
-        path = write_digest(store, config.data_dir, day, list(config.topics))
+        path = write_digest_for(store, config, day)
     finally:
         store.close()
     print(path)
+    return 0
+
+
+def cmd_sources(args: argparse.Namespace) -> int:
+    config = _load(args)
+    if config is None:
+        return 1
+    from crawler.report import sources_table
+    from crawler.resources import open_store
+    from crawler.status import source_rows
+
+    store = open_store(config)
+    try:
+        sources_table(source_rows(config, store, datetime.now(UTC)))
+    finally:
+        store.close()
+    return 0
+
+
+def cmd_import_opml(args: argparse.Namespace) -> int:
+    config = _load(args)
+    if config is None:
+        return 1
+    from crawler.config import SOURCES_FILE
+    from crawler.opml import OpmlError, add_to_sources, read_opml
+
+    try:
+        feeds = read_opml(args.file.read_bytes())
+    except (OSError, OpmlError) as exc:
+        print(f"{args.file}: cannot read OPML: {exc}", file=sys.stderr)
+        return 1
+    added = add_to_sources(config.config_dir / SOURCES_FILE, feeds)
+    target = config.config_dir / SOURCES_FILE
+    print(f"{len(added)} of {len(feeds)} feed(s) added to {target}: {', '.join(added) or 'none new'}")
+    try:
+        load_config(config.config_dir)
+    except ConfigError as exc:  # e.g. a name clash the user must settle; the file says where
+        print("\n".join(exc.problems), file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_export_opml(args: argparse.Namespace) -> int:
+    config = _load(args)
+    if config is None:
+        return 1
+    from crawler.opml import export_opml
+
+    data = export_opml(config.sources, title=f"crawler sources ({config.config_dir})")
+    if args.out:
+        args.out.write_bytes(data)
+    else:
+        sys.stdout.buffer.write(data)
     return 0
 
 

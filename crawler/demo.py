@@ -16,7 +16,7 @@ import yaml
 from crawler import report, runtime
 from crawler.config import TOPICS_FILE, ConfigError, default_config_dir, load_config
 from crawler.demo_site import serve_demo_site
-from crawler.digest import write_digest
+from crawler.digest import write_digest_for
 from crawler.resources import open_store
 from crawler.service import poll_once
 
@@ -54,9 +54,7 @@ def run_demo(out: Path, seeds: Path | None, config_dir: Path | None) -> int:
     report.summary(reports)
     store = open_store(config)
     try:
-        digest = write_digest(
-            store, config.data_dir, datetime.now(config.tz).date().isoformat(), list(config.topics)
-        )
+        digest = write_digest_for(store, config, datetime.now(config.tz).date().isoformat())
     finally:
         store.close()
     print(f"archive: {config.data_dir / 'archive'}")
@@ -80,7 +78,8 @@ def _write_config(out: Path, feed_url: str, topics: Path | None) -> Path:
     settings = {
         "data_dir": "..",
         "timezone": "UTC",
-        "fetch": {"delay": 0, "timeout": 10},  # our own local site: no need to wait between requests
+        # Our own site on 127.0.0.1: no need to wait between requests, and loopback must be allowed.
+        "fetch": {"delay": 0, "timeout": 10, "allow_private_networks": True},
     }
     sources = {"sources": [{"name": "demo", "url": feed_url, "kind": "feed"}]}
     (folder / "crawler.yaml").write_text(yaml.safe_dump(settings, sort_keys=False), encoding="utf-8")

@@ -19,8 +19,9 @@ from crawler import dedup
 from crawler.archive import write_item
 from crawler.config import Source
 from crawler.extract import extract_article
-from crawler.feeds import FeedError, parse_feed
+from crawler.health import adaptive_interval, next_poll
 from crawler.models import Article, FeedItem, FetchResult
+from crawler.reading import SourceRead, read_source
 from crawler.resources import Resources
 from crawler.store import PollRow, utcnow
 from crawler.topics import flag_topics
@@ -48,6 +49,10 @@ class PollReport:
     failed: int = 0
     error: str | None = None  # the source itself failed: no entries could be read
     failures: list[str] = field(default_factory=list)  # "url: reason" for each item that failed
+    unchanged: bool = False  # the source answered 304 or sent the same document as last time
+    redirected_to: str | None = None  # the source's URL moved permanently here
+    disabled: str | None = None  # polling stopped, and why (HTTP 410 Gone)
+    next_poll: datetime | None = None
 
 
 Outcome = tuple[Literal["new", "duplicate", "failed"], str]
@@ -55,54 +60,104 @@ Outcome = tuple[Literal["new", "duplicate", "failed"], str]
 
 async def poll_source(res: Resources, source: Source) -> PollReport:
     report = PollReport(source.name)
-    entries, error = await _read_source(res, source)
-    if error is not None:
-        report.error = error
-        log.warning("%s: poll failed: %s", source.name, error)
+    state = await res.write(_current_state, res, source)
+    read = await read_source(res, source, state)
+    if read.error is not None:
+        report.error = read.error
+        log.warning("%s: poll failed: %s", source.name, read.error)
+    elif read.unchanged:
+        report.unchanged = True
+        log.info("%s: unchanged since the last poll", source.name)
     else:
-        fresh = _drop_known(res, source, entries)
-        report.known = len(entries) - len(fresh)
-        gate = asyncio.Semaphore(ITEMS_IN_FLIGHT)
-
-        async def one(entry: FeedItem) -> Outcome:
-            async with gate:
-                return await _file_entry(res, source, entry)
-
-        for kind, detail in await asyncio.gather(*(one(e) for e in fresh)):
-            if kind == "new":
-                report.new += 1
-            elif kind == "duplicate":
-                report.duplicate += 1
-            else:
-                report.failed += 1
-                report.failures.append(detail)
-                log.warning("%s: %s", source.name, detail)
-        log.info(
-            "%s: %d new, %d duplicate, %d failed, %d already known",
+        await _file_entries(res, source, read.items, report)
+    if read.permanent_redirect:
+        report.redirected_to = read.permanent_redirect
+        log.warning(
+            "%s: %s has moved permanently to %s: update its url in sources.yaml",
             source.name,
-            report.new,
-            report.duplicate,
-            report.failed,
-            report.known,
+            source.url,
+            read.permanent_redirect,
         )
+    report.next_poll, report.disabled = await res.write(_save_health, res, source, state, read, report)
+    if report.disabled:
+        log.error("%s: %s", source.name, report.disabled)
     row = PollRow(source.name, report.new, report.duplicate, report.failed, report.error, report.failures)
     await res.write(res.store.record_poll, res.today(), row)
     return report
 
 
-async def _read_source(res: Resources, source: Source) -> tuple[list[FeedItem], str | None]:
-    # The feed itself is not subject to robots.txt: subscribing to it is what a feed reader is for.
-    result = await res.fetcher.fetch(source.url, obey_robots=False)
-    problem = _http_problem(result)
-    if problem:
-        return [], problem
-    try:
-        entries = await res.workers.run(parse_feed, result.body, result.url, result.headers)
-    except FeedError as exc:
-        return [], str(exc)
-    if result.url != source.url:
-        log.info("%s: feed redirected to %s", source.name, result.url)
-    return entries, None
+async def _file_entries(res: Resources, source: Source, entries: list[FeedItem], report: PollReport) -> None:
+    fresh = _drop_known(res, source, entries)
+    report.known = len(entries) - len(fresh)
+    gate = asyncio.Semaphore(ITEMS_IN_FLIGHT)
+
+    async def one(entry: FeedItem) -> Outcome:
+        async with gate:
+            return await _file_entry(res, source, entry)
+
+    for kind, detail in await asyncio.gather(*(one(e) for e in fresh)):
+        if kind == "new":
+            report.new += 1
+        elif kind == "duplicate":
+            report.duplicate += 1
+        else:
+            report.failed += 1
+            report.failures.append(detail)
+            log.warning("%s: %s", source.name, detail)
+    log.info(
+        "%s: %d new, %d duplicate, %d failed, %d already known",
+        source.name,
+        report.new,
+        report.duplicate,
+        report.failed,
+        report.known,
+    )
+
+
+def _current_state(res: Resources, source: Source) -> dict[str, Any]:
+    state = res.store.source_state(source.name)
+    if state.get("url") not in (None, source.url):
+        # The user changed the URL: validators, discoveries and a 410 of the old address no longer apply.
+        res.store.reset_source_state(source.name, source.url)
+        state = res.store.source_state(source.name)
+    return state
+
+
+def _save_health(
+    res: Resources, source: Source, state: dict[str, Any], read: SourceRead, report: PollReport
+) -> tuple[datetime, str | None]:
+    """Persist the source's health and return when it is polled next (and why it stopped, if it did)."""
+    now = datetime.now(UTC)
+    values: dict[str, Any] = {"url": source.url, "last_poll": now.isoformat(timespec="seconds")}
+    disabled = None
+    if read.error is not None:
+        failures, weight = (
+            int(state.get("failures") or 0) + 1,
+            float(state.get("failure_weight") or 0) + read.weight,
+        )
+        values.update(failures=failures, failure_weight=weight, last_error=read.error)
+        if read.status == 410:
+            disabled = f"{source.url} answered 410 Gone: polling stopped; give the source a new url to resume"
+            values["disabled"] = disabled
+    else:
+        weight = 0.0
+        values.update(failures=0, failure_weight=0.0, last_error=None, last_success=values["last_poll"])
+        values.update(read.validators)
+    if source.kind == "auto":
+        values["discovered"] = read.discovered
+    if read.permanent_redirect:
+        values["redirected_to"] = read.permanent_redirect
+    interval = res.config.interval(source)
+    if source.every == "auto":
+        bounds = res.config.settings.adaptive
+        week_ago = (now - timedelta(days=7)).isoformat(timespec="seconds")
+        filed, _last = res.store.source_activity(week_ago).get(source.name, (0, None))
+        interval = adaptive_interval(filed, bounds.min, bounds.max)
+    when = next_poll(now, interval, read.hint, weight)
+    values.update(interval=int(max(interval, read.hint or interval).total_seconds()))
+    values["next_poll"] = when.isoformat(timespec="seconds")
+    res.store.save_source_state(source.name, **values)
+    return when, disabled
 
 
 def _drop_known(res: Resources, source: Source, entries: list[FeedItem]) -> list[FeedItem]:

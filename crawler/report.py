@@ -19,11 +19,19 @@ STDERR = Console(stderr=True)
 
 def one_line(report: PollReport) -> str:
     if report.error:
-        return f"{report.source}: FAILED: {report.error}"
-    return (
-        f"{report.source}: {report.new} new, {report.duplicate} duplicate, {report.failed} failed,"
-        f" {report.known} already known"
-    )
+        line = f"{report.source}: FAILED: {report.error}"
+    elif report.unchanged:
+        line = f"{report.source}: unchanged since the last poll"
+    else:
+        line = (
+            f"{report.source}: {report.new} new, {report.duplicate} duplicate, {report.failed} failed,"
+            f" {report.known} already known"
+        )
+    if report.redirected_to:
+        line += f" (moved permanently to {report.redirected_to}: update its url in sources.yaml)"
+    if report.disabled:
+        line += f" (STOPPED: {report.disabled})"
+    return line
 
 
 @contextmanager
@@ -79,6 +87,28 @@ def summary(reports: Sequence[PollReport], stream: TextIO = sys.stdout) -> None:
         )
     for r in ordered:
         problem = r.error or "; ".join(r.failures[:3]) + (" …" if len(r.failures) > 3 else "")
+        if r.unchanged:
+            problem = "unchanged since the last poll"
+        if r.redirected_to:
+            problem += f" moved permanently to {r.redirected_to}"
+        if r.disabled:
+            problem += f" STOPPED: {r.disabled}"
         table.add_row(r.source, str(r.new), str(r.duplicate), str(r.failed), str(r.known), problem)
     table.add_row("total", *map(str, totals), "", f"{failing} source(s) failed", style="bold")
+    Console(file=stream).print(table)
+
+
+def sources_table(rows: Sequence[dict[str, str]], stream: TextIO = sys.stdout) -> None:
+    """`crawler sources`: one row per source, as a table on a terminal and tab-separated lines otherwise."""
+    columns = list(rows[0]) if rows else []
+    if not stream.isatty():
+        print("\t".join(columns), file=stream)
+        for row in rows:
+            print("\t".join(row.values()), file=stream)
+        return
+    table = Table(title="Sources")
+    for column in columns:
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(*row.values())
     Console(file=stream).print(table)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -32,20 +32,20 @@ def source_trigger(config: Config, source: Source) -> BaseTrigger:
     return IntervalTrigger(seconds=interval.total_seconds(), jitter=interval.total_seconds() * 0.1)
 
 
-def first_runs(
-    config: Config, last_polls: Mapping[str, datetime | None], now: datetime
-) -> dict[str, datetime]:
-    """When each interval source polls first: on its schedule if it is not due, overdue ones spread out."""
+def first_runs(config: Config, due: Mapping[str, datetime | None], now: datetime) -> dict[str, datetime]:
+    """When each source polls first: at its saved next poll if that is still ahead, overdue ones spread out.
+
+    Cron sources are left to their trigger unless a saved next poll (a backoff) is later than now.
+    """
     out: dict[str, datetime] = {}
     overdue: list[Source] = []
     for src in config.sources:
-        if not src.enabled or src.cron:
+        if not src.enabled:
             continue
-        last = last_polls.get(src.name)
-        due = last + config.interval(src) if last else None
-        if due is not None and due > now:
-            out[src.name] = due
-        else:
+        when = due.get(src.name)
+        if when is not None and when > now:
+            out[src.name] = when
+        elif not src.cron:
             overdue.append(src)
     for i, src in enumerate(overdue):
         window = min(CATCH_UP_WINDOW, config.interval(src))
@@ -61,12 +61,14 @@ def install_jobs(
     config: Config,
     poll: Callable[[str], Awaitable[Any]],
     digest: Callable[[], Awaitable[Any]],
-    last_polls: Mapping[str, datetime | None],
+    due: Mapping[str, datetime | None],
     now: datetime,
+    skip: Collection[str] = (),
 ) -> None:
-    starts = first_runs(config, last_polls, now)
+    """Install the digest job and a poll job per enabled source, except those in `skip` (gone: HTTP 410)."""
+    starts = first_runs(config, due, now)
     for src in config.sources:
-        if not src.enabled:
+        if not src.enabled or src.name in skip:
             continue
         options: dict[str, Any] = {
             "id": poll_job_id(src.name),
@@ -77,7 +79,7 @@ def install_jobs(
             # The 1 s default silently drops runs when the loop is busy; a late poll is still worth doing.
             "misfire_grace_time": int(max(config.interval(src).total_seconds(), 60)),
         }
-        if src.name in starts:  # cron sources keep the first run their trigger computes
+        if src.name in starts:  # otherwise (cron sources) the trigger computes the first run
             options["next_run_time"] = starts[src.name]
         scheduler.add_job(poll, source_trigger(config, src), args=[src.name], **options)
     at = config.settings.digest.at
@@ -93,5 +95,15 @@ def install_jobs(
     )
 
 
-def next_runs(scheduler: AsyncIOScheduler) -> dict[str, datetime | None]:
-    return {job.id: job.next_run_time for job in scheduler.get_jobs()}
+def reschedule(scheduler: AsyncIOScheduler, config: Config, name: str, when: datetime | None) -> None:
+    """After a poll: the next one at `when` (backoff, server hints, adaptive interval), or none at all."""
+    job = scheduler.get_job(poll_job_id(name))
+    if job is None:
+        return
+    if when is None:
+        job.remove()
+        return
+    src = config.source(name)
+    if src.cron and job.next_run_time is not None and job.next_run_time >= when:
+        return  # the crontab's own next run is later anyway
+    job.modify(next_run_time=when)

@@ -10,14 +10,15 @@ import logging
 import signal
 from collections.abc import Callable, Sequence
 from datetime import datetime
+from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from crawler.config import Config
-from crawler.digest import missed_days, write_digest, yesterday
+from crawler.digest import missed_days, write_digest_for, yesterday
 from crawler.pipeline import PollReport, poll_source
 from crawler.resources import Resources, open_resources
-from crawler.schedule import install_jobs
+from crawler.schedule import install_jobs, reschedule
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +41,8 @@ async def serve(config: Config) -> int:
             assert task is not None
             in_flight.add(task)
             try:
-                await poll_source(res, res.config.source(name))
+                report = await poll_source(res, res.config.source(name))
+                reschedule(scheduler, config, name, None if report.disabled else report.next_poll)
             except Exception:  # one source's bug must not stop the others
                 log.exception("%s: poll crashed", name)
             finally:
@@ -48,15 +50,19 @@ async def serve(config: Config) -> int:
 
         async def digest_job() -> None:
             day = yesterday(datetime.now(config.tz))
-            await res.write(write_digest, res.store, res.data_dir, day, list(config.topics))
+            await res.write(write_digest_for, res.store, config, day)
             await _write_missed_digests(res)
 
         scheduler = AsyncIOScheduler(event_loop=loop, timezone=config.tz)
-        last_polls = {
-            name: datetime.fromisoformat(state["last_poll"]) if state.get("last_poll") else None
-            for name, state in res.store.source_states().items()
+        states = res.store.source_states()
+        due = {
+            n: datetime.fromisoformat(s["next_poll"]) if s.get("next_poll") else None
+            for n, s in states.items()
         }
-        install_jobs(scheduler, config, poll_job, digest_job, last_polls, datetime.now(config.tz))
+        gone = {s.name for s in config.sources if _disabled(states.get(s.name), s.url)}
+        for name in sorted(gone):
+            log.warning("%s: not polled: %s", name, states[name]["disabled"])
+        install_jobs(scheduler, config, poll_job, digest_job, due, datetime.now(config.tz), skip=gone)
         scheduler.start()
         enabled = [s.name for s in config.sources if s.enabled]
         log.info("service started: %d source(s), data in %s", len(enabled), res.data_dir)
@@ -74,12 +80,23 @@ async def serve(config: Config) -> int:
     return 0
 
 
+def _disabled(state: dict[str, Any] | None, url: str) -> bool:
+    return bool(state and state.get("disabled") and state.get("url") == url)
+
+
 async def poll_once(
     config: Config, names: Sequence[str], on_done: Callable[[PollReport], None] | None = None
 ) -> list[PollReport]:
-    """Poll the named sources (all enabled ones when empty) concurrently and return one report each."""
-    chosen = [config.source(n) for n in names] if names else [s for s in config.sources if s.enabled]
+    """Poll the named sources (all enabled ones when empty) concurrently and return one report each.
+
+    A source stopped by HTTP 410 is polled only when named, to check whether it is back.
+    """
     async with open_resources(config) as res:
+        if names:
+            chosen = [config.source(n) for n in names]
+        else:
+            states = res.store.source_states()
+            chosen = [s for s in config.sources if s.enabled and not _disabled(states.get(s.name), s.url)]
 
         async def one(name: str) -> PollReport:
             try:
@@ -98,4 +115,4 @@ async def _write_missed_digests(res: Resources) -> None:
     today = datetime.now(res.config.tz).date()
     for day in missed_days(res.store, res.data_dir, today):
         log.info("writing the missed digest for %s", day)
-        await res.write(write_digest, res.store, res.data_dir, day, list(res.config.topics))
+        await res.write(write_digest_for, res.store, res.config, day)

@@ -16,17 +16,18 @@ from typing import Any
 from sqlalchemy import (
     Column,
     Engine,
+    Float,
     Integer,
     MetaData,
     String,
     Table,
     Text,
+    case,
     create_engine,
     event,
     func,
     insert,
     select,
-    update,
 )
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -64,10 +65,20 @@ sources = Table(
     "sources",
     metadata,
     Column("name", String, primary_key=True),
+    Column("url", Text),  # the URL the state belongs to: a new URL in the config starts afresh
     Column("last_poll", String),
     Column("last_success", String),
     Column("last_error", Text),
-    Column("failures", Integer, nullable=False, default=0),
+    Column("failures", Integer, nullable=False, default=0),  # consecutive
+    Column("failure_weight", Float, nullable=False, default=0.0),  # consecutive, soft ones weigh less
+    Column("next_poll", String),
+    Column("interval", Integer),  # seconds: the effective interval (adapted, or lengthened by the server)
+    Column("etag", Text),
+    Column("last_modified", Text),
+    Column("body_sha256", String),
+    Column("redirected_to", Text),  # a permanent redirect of the source's URL, for the user to adopt
+    Column("discovered", Text),  # the feed an `auto` source found on its home page
+    Column("disabled", Text),  # why polling stopped (HTTP 410 Gone); cleared when the URL changes
 )
 
 polls = Table(
@@ -76,7 +87,7 @@ polls = Table(
     Column("id", Integer, primary_key=True),
     Column("source", String, nullable=False, index=True),
     Column("day", String, nullable=False, index=True),
-    Column("finished_at", String, nullable=False),
+    Column("finished_at", String, nullable=False, index=True),
     Column("new", Integer, nullable=False),
     Column("duplicate", Integer, nullable=False),
     Column("failed", Integer, nullable=False),
@@ -231,16 +242,6 @@ class Store:
                     failures=json.dumps(row.failures, ensure_ascii=False),
                 )
             )
-            conn.execute(sqlite_insert(sources).on_conflict_do_nothing().values(name=row.source, failures=0))
-            if row.error:
-                change: dict[str, Any] = {
-                    "last_poll": now,
-                    "last_error": row.error,
-                    "failures": sources.c.failures + 1,
-                }
-            else:
-                change = {"last_poll": now, "last_success": now, "last_error": None, "failures": 0}
-            conn.execute(update(sources).where(sources.c.name == row.source).values(**change))
 
     def polls_of_day(self, day: str) -> list[PollRow]:
         query = select(polls).where(polls.c.day == day).order_by(polls.c.id)
@@ -253,6 +254,63 @@ class Store:
     def source_states(self) -> dict[str, dict[str, Any]]:
         with self.engine.connect() as conn:
             return {r.name: dict(r._mapping) for r in conn.execute(select(sources))}
+
+    def source_state(self, name: str) -> dict[str, Any]:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(sources).where(sources.c.name == name)).first()
+        return dict(row._mapping) if row else {"name": name, "failures": 0, "failure_weight": 0.0}
+
+    def save_source_state(self, name: str, **values: Any) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                sqlite_insert(sources)
+                .values(name=name, **values)
+                .on_conflict_do_update(index_elements=["name"], set_=values)
+            )
+
+    def reset_source_state(self, name: str, url: str) -> None:
+        """Forget what was learnt about a source whose URL changed in the config (validators, 410, ...)."""
+        with self.engine.begin() as conn:
+            conn.execute(sources.delete().where(sources.c.name == name))
+            conn.execute(insert(sources).values(name=name, url=url, failures=0, failure_weight=0.0))
+
+    def failure_streaks(self, since: str, before: str) -> dict[str, tuple[int, str | None]]:
+        """Per source: failed polls in a row up to `before` (counted back to `since`), and the last error."""
+        query = (
+            select(polls.c.source, polls.c.error)
+            .where(polls.c.finished_at >= since, polls.c.finished_at < before)
+            .order_by(polls.c.id)
+        )
+        streaks: dict[str, tuple[int, str | None]] = {}
+        with self.engine.connect() as conn:
+            for source, error in conn.execute(query):
+                count = streaks.get(source, (0, None))[0]
+                streaks[source] = (count + 1, error) if error else (0, None)
+        return streaks
+
+    def first_polls(self) -> dict[str, str]:
+        query = select(polls.c.source, func.min(polls.c.finished_at)).group_by(polls.c.source)
+        with self.engine.connect() as conn:
+            return {source: first for source, first in conn.execute(query)}
+
+    def last_filed(self, before: str) -> dict[str, str]:
+        query = (
+            select(items.c.source, func.max(items.c.fetched_at))
+            .where(items.c.fetched_at < before)
+            .group_by(items.c.source)
+        )
+        with self.engine.connect() as conn:
+            return {source: last for source, last in conn.execute(query)}
+
+    def source_activity(self, since: str) -> dict[str, tuple[int, str | None]]:
+        """Per source: items filed since `since` (ISO time), and when its newest item was filed."""
+        query = select(
+            items.c.source,
+            func.sum(case((items.c.fetched_at >= since, 1), else_=0)),
+            func.max(items.c.fetched_at),
+        ).group_by(items.c.source)
+        with self.engine.connect() as conn:
+            return {r[0]: (int(r[1] or 0), r[2]) for r in conn.execute(query)}
 
     # -- small settings ---------------------------------------------------------------------------------
     def get_meta(self, key: str) -> str | None:

@@ -37,6 +37,7 @@ class Site:
     def __init__(self) -> None:
         self.routes: dict[str, Route] = {}
         self.hits: list[str] = []
+        self.requests: list[tuple[str, dict[str, str]]] = []  # (path, request headers), in order
         self.lock = threading.Lock()
         site = self
 
@@ -44,9 +45,13 @@ class Site:
             def do_GET(self) -> None:
                 with site.lock:
                     site.hits.append(self.path)
+                    site.requests.append((self.path, {k.lower(): v for k, v in self.headers.items()}))
                     route = site.routes.get(self.path)
                 if route is None:
                     route = Route(404, b"not found", {"Content-Type": "text/plain"})
+                etag = route.headers.get("ETag")
+                if etag and self.headers.get("If-None-Match") == etag:
+                    route = Route(304, b"", {"ETag": etag})  # a conditional request for what they have
                 self.send_response(route.status)
                 for key, value in route.headers.items():
                     self.send_header(key, value)
@@ -66,10 +71,21 @@ class Site:
     def url(self, path: str) -> str:
         return self.base + path
 
-    def set(self, path: str, body: bytes | str, status: int = 200, content_type: str = "text/html") -> None:
+    def set(
+        self,
+        path: str,
+        body: bytes | str,
+        status: int = 200,
+        content_type: str = "text/html",
+        headers: dict[str, str] | None = None,
+    ) -> None:
         data = body.encode("utf-8") if isinstance(body, str) else body
         with self.lock:
-            self.routes[path] = Route(status, data, {"Content-Type": content_type})
+            self.routes[path] = Route(status, data, {"Content-Type": content_type, **(headers or {})})
+
+    def redirect(self, path: str, to: str, status: int = 301) -> None:
+        with self.lock:
+            self.routes[path] = Route(status, b"", {"Location": self.url(to)})
 
     def hits_of(self, path: str) -> int:
         with self.lock:
@@ -133,7 +149,11 @@ def write_config(
 ) -> Path:
     """A config folder whose data goes to folder/data, with fast, polite-enough fetch settings for tests."""
     folder.mkdir(parents=True, exist_ok=True)
-    base: dict[str, Any] = {"data_dir": "data", "timezone": "UTC", "fetch": {"delay": 0, "timeout": 5}}
+    base: dict[str, Any] = {
+        "data_dir": "data",
+        "timezone": "UTC",
+        "fetch": {"delay": 0, "timeout": 5, "allow_private_networks": True},
+    }
     base.update(settings or {})
     (folder / "crawler.yaml").write_text(yaml.safe_dump(base), encoding="utf-8")
     (folder / "sources.yaml").write_text(yaml.safe_dump({"sources": sources}), encoding="utf-8")

@@ -24,7 +24,7 @@ def _publish(site: Site, n: int, prefix: str = "/news/a") -> list[tuple[str, str
     entries = []
     for i in range(n):
         path, title = f"{prefix}{i}.html", f"Story {i} about Venezuela and North Korea"
-        site.set(path, article_html(title, lorem(f"story {i} in Caracas")))
+        site.set(path, article_html(title, lorem(f"story {prefix}{i} in Caracas")))
         entries.append((path, title))
     return entries
 
@@ -50,8 +50,14 @@ def test_poll_files_new_items_once_and_nothing_on_the_second_poll(site: Site, tm
 
     second = crawler_cmd("poll", "--config", str(cfg))
     assert second.returncode == 0, second.stderr
-    assert "news: 0 new, 0 duplicate, 0 failed, 3 already known" in second.stdout
-    assert len(archived(cfg / "data")) == 3
+    assert "news: unchanged since the last poll" in second.stdout
+    # The feed changes (a new entry on top): the entries already filed are known, only the new one is fetched.
+    site.set(
+        "/feed.xml", rss(site, [*_publish(site, 1, "/news/b"), *entries]), content_type="application/rss+xml"
+    )
+    third = crawler_cmd("poll", "--config", str(cfg))
+    assert "news: 1 new, 0 duplicate, 0 failed, 3 already known" in third.stdout
+    assert len(archived(cfg / "data")) == 4
     # Known items are dropped before their page is fetched: no article was downloaded again.
     assert sum(site.hits_of(p) for p, _ in entries) == article_hits
 

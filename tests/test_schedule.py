@@ -44,12 +44,17 @@ def test_overdue_sources_are_spread_over_the_catch_up_window(tmp_path: Path) -> 
     assert min(gaps) > timedelta(seconds=10)
 
 
-def test_sources_not_yet_due_keep_their_time(tmp_path: Path) -> None:
+def test_sources_not_yet_due_keep_their_saved_next_poll(tmp_path: Path) -> None:
     config = _config(tmp_path, n=2)
-    last = {"s0": NOW - timedelta(minutes=20), "s1": NOW - timedelta(hours=5)}
-    starts = first_runs(config, last, NOW)
-    assert starts["s0"] == NOW - timedelta(minutes=20) + timedelta(hours=1)
+    due = {
+        "s0": NOW + timedelta(minutes=40),
+        "s1": NOW - timedelta(hours=5),
+        "cronned": NOW + timedelta(hours=9),
+    }
+    starts = first_runs(config, due, NOW)
+    assert starts["s0"] == NOW + timedelta(minutes=40)
     assert starts["s1"] == NOW  # overdue, and the only one: right away
+    assert starts["cronned"] == NOW + timedelta(hours=9)  # a backoff beyond the crontab's next run is kept
 
 
 def test_triggers_and_installed_jobs(tmp_path: Path) -> None:
