@@ -55,10 +55,7 @@ async def serve(config: Config) -> int:
 
         scheduler = AsyncIOScheduler(event_loop=loop, timezone=config.tz)
         states = res.store.source_states()
-        due = {
-            n: datetime.fromisoformat(s["next_poll"]) if s.get("next_poll") else None
-            for n, s in states.items()
-        }
+        due = _saved_next_polls(config, states, datetime.now(config.tz))
         gone = {s.name for s in config.sources if _disabled(states.get(s.name), s.url)}
         for name in sorted(gone):
             log.warning("%s: not polled: %s", name, states[name]["disabled"])
@@ -78,6 +75,23 @@ async def serve(config: Config) -> int:
                 await asyncio.wait(pending, timeout=1.0)
     log.info("stopped")
     return 0
+
+
+def _saved_next_polls(
+    config: Config, states: dict[str, dict[str, Any]], now: datetime
+) -> dict[str, datetime | None]:
+    """Saved next polls; a healthy source waits at most one interval, so a shortened `every:` applies."""
+    due: dict[str, datetime | None] = {}
+    for src in config.sources:
+        state = states.get(src.name)
+        if not state or not state.get("next_poll") or state.get("url") != src.url:
+            due[src.name] = None
+            continue
+        when = datetime.fromisoformat(state["next_poll"])
+        if not state.get("failures") and not src.cron and src.every != "auto":
+            when = min(when, now + config.interval(src))
+        due[src.name] = when
+    return due
 
 
 def _disabled(state: dict[str, Any] | None, url: str) -> bool:

@@ -221,3 +221,25 @@ def test_missed_days_before_a_digest_written_by_hand(store: Store, tmp_path: Pat
     add(store, "2024-03-03", "c", ["dprk"])
     write_digest(store, data, "2024-03-03", ORDER)  # `crawler digest` (yesterday) run by hand
     assert missed_days(store, data, date(2024, 3, 4)) == ["2024-03-01", "2024-03-02"]
+
+
+def test_source_health_lists_failing_and_quiet_sources(store: Store, tmp_path: Path) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    today = datetime.now(UTC).date()
+    add(store, (today - timedelta(days=10)).isoformat(), "old news", ["dprk"], source="quiet")
+    add(store, today.isoformat(), "fresh news", ["dprk"], source="busy")
+    for source in ("quiet", "busy"):
+        store.record_poll(today.isoformat(), PollRow(source, 0, 0, 0, None, []))
+    for _ in range(3):
+        store.record_poll(today.isoformat(), PollRow("broken", 0, 0, 0, "HTTP 502", []))
+    path = write_digest(
+        store, tmp_path / "data", today.isoformat(), ORDER, ["quiet", "busy", "broken", "never-polled"]
+    )
+    text = path.read_text("utf-8")
+    health = text.split("## Source health\n\n", 1)[1].splitlines()
+    # busy filed today; never-polled and broken were first polled today, too soon to call them quiet.
+    assert health == [
+        f"- quiet: quiet, no new item since {(today - timedelta(days=10)).isoformat()} (over 7d)",
+        "- broken: failing, 3 poll(s) in a row; last error: HTTP 502",
+    ]

@@ -305,3 +305,39 @@ def test_real_world_feeds_are_polled_over_http(site: Site, tmp_path: Path, entry
     assert match, out
     # Every entry with a link was taken from the feed and its page requested (all 404 here).
     assert sum(int(n) for n in match.groups()) == len(set(links))
+
+
+def test_guard_refuses_a_source_on_loopback_by_default(site: Site, tmp_path: Path) -> None:
+    site.set("/feed.xml", rss(site, _articles(site, 1)), content_type="application/rss+xml")
+    cfg = write_config(tmp_path / "config", [{"name": "local", "url": site.url("/feed.xml")}])
+    settings = (cfg / "crawler.yaml").read_text("utf-8").replace("networks: true", "networks: false")
+    (cfg / "crawler.yaml").write_text(settings, "utf-8")
+    out = _poll(cfg)
+    assert "local: FAILED: refused: 127.0.0.1 is a loopback address (set fetch.allow_private_networks" in out
+    assert site.requests == []  # not one byte reached the server
+    assert _state(cfg, "local")["failure_weight"] == 1.0  # a configuration problem, not a busy server
+
+
+def test_opml_import_and_export_through_the_cli(tmp_path: Path) -> None:
+    cfg = write_config(tmp_path / "config", [{"name": "first", "url": "https://one.example.org/feed"}])
+    sources = cfg / "sources.yaml"
+    sources.write_text("# my sources, hand-written\n" + sources.read_text("utf-8"), "utf-8")
+    opml = tmp_path / "subs.opml"
+    opml.write_text(
+        "<?xml version='1.0'?><opml version='2.0'><head><title>subs</title></head><body>"
+        "<outline text='News'><outline text='Granma English' type='rss' xmlUrl='https://en.granma.example/feed'/>"
+        "<outline text='Already there' type='rss' xmlUrl='https://one.example.org/feed'/></outline>"
+        "</body></opml>",
+        "utf-8",
+    )
+    result = crawler_cmd("import-opml", str(opml), "--config", str(cfg))
+    assert result.returncode == 0, result.stderr
+    assert "1 of 2 feed(s) added" in result.stdout
+    text = sources.read_text("utf-8")
+    assert text.startswith("# my sources, hand-written\n")
+    assert "https://en.granma.example/feed" in text
+    assert crawler_cmd("check", "--config", str(cfg)).returncode == 0
+    exported = crawler_cmd("export-opml", "--config", str(cfg))
+    assert exported.returncode == 0
+    assert 'xmlUrl="https://en.granma.example/feed"' in exported.stdout
+    assert 'xmlUrl="https://one.example.org/feed"' in exported.stdout
