@@ -23,6 +23,7 @@ demo: $(VENV)/.installed
 	$(BIN)/crawler demo --out $(OUT)
 
 test: $(VENV)/.installed-test
+	sh tests/install_chromium.sh
 	$(BIN)/python -m pytest -q
 
 test-slow: $(VENV)/.installed-test
