@@ -67,6 +67,18 @@ def _parser() -> argparse.ArgumentParser:
     exp.add_argument("--out", type=Path, help="write to this file instead of stdout")
     exp.set_defaults(func=cmd_export_opml)
 
+    search = sub.add_parser("search", help="search the archive's text (ranked, with snippets)")
+    search.add_argument("query", help='words, "a phrase", or FTS5 syntax (OR, NOT, prefix*)')
+    search.add_argument("--topic", help="only items flagged with this topic")
+    search.add_argument("--since", type=date.fromisoformat, help="only items filed on or after YYYY-MM-DD")
+    search.add_argument("--limit", type=int, default=20, help="at most this many results (default 20)")
+    search.add_argument("--config", type=Path, help=config_help)
+    search.set_defaults(func=cmd_search)
+
+    reindex = sub.add_parser("reindex", help="rebuild the index from the archive files alone")
+    reindex.add_argument("--config", type=Path, help=config_help)
+    reindex.set_defaults(func=cmd_reindex)
+
     demo = sub.add_parser("demo", help="poll a local demo news site built from seeds/ and write its digest")
     demo.add_argument(
         "--out", type=Path, default=Path("demo-output"), help="output folder (default: %(default)s)"
@@ -165,7 +177,7 @@ def cmd_digest(args: argparse.Namespace) -> int:
     config = _load(args)
     if config is None:
         return 1
-    from crawler.digest import write_digest_for, yesterday
+    from crawler.digest import DigestTemplateError, write_digest_for, yesterday
     from crawler.resources import open_store, recover
 
     day = args.date.isoformat() if args.date else yesterday(datetime.now(config.tz))
@@ -173,6 +185,9 @@ def cmd_digest(args: argparse.Namespace) -> int:
     try:
         recover(store, config.data_dir)
         path = write_digest_for(store, config, day)
+    except DigestTemplateError as exc:
+        print(f"digest for {day}: Markdown written, HTML not: {exc}", file=sys.stderr)
+        return 1
     finally:
         store.close()
     print(path)
@@ -229,6 +244,36 @@ def cmd_export_opml(args: argparse.Namespace) -> int:
         args.out.write_bytes(data)
     else:
         sys.stdout.buffer.write(data)
+    return 0
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    config = _load(args)
+    if config is None:
+        return 1
+    from crawler.resources import open_store
+    from crawler.search import search
+
+    store = open_store(config)
+    try:
+        since = args.since.isoformat() if args.since else None
+        hits = search(store, args.query, args.topic, since, args.limit)
+    finally:
+        store.close()
+    for hit in hits:
+        print(f"{hit.day}  {hit.source}  {hit.title}\n    {hit.path}\n    {hit.snippet}\n")
+    print(f"{len(hits)} result(s)", file=sys.stderr)
+    return 0
+
+
+def cmd_reindex(args: argparse.Namespace) -> int:
+    config = _load(args)
+    if config is None:
+        return 1
+    from crawler.resources import rebuild_index
+
+    count = rebuild_index(config)
+    print(f"index rebuilt from the archive: {count} item(s)")
     return 0
 
 

@@ -83,6 +83,13 @@ class DigestSettings(_Strict):
     stale_after: Duration = Field(
         default=timedelta(days=7), description="A source with no new item for this long is listed as quiet."
     )
+    topics: tuple[str, ...] | None = Field(default=None, description="Topics shown (default: all).")
+    min_score: float = Field(default=0.0, ge=0, description="Items scoring less on a topic are left out.")
+    max_per_topic: int | None = Field(default=None, ge=1, description="At most this many items per topic.")
+    template: Path | None = Field(
+        default=None, description="A Jinja2 template for the HTML digest (relative to the config folder)."
+    )
+    feed_size: int = Field(default=30, ge=1, description="Digests listed in the digests' Atom feed.")
 
     @field_validator("at", mode="before")
     @classmethod
@@ -135,9 +142,13 @@ class Settings(_Strict):
     timezone: str = "UTC"
     every: Duration = Field(default=timedelta(hours=1), description="Default poll interval of a source.")
     max_age: Duration = Field(
-        default=timedelta(days=30), description="Older items are not fetched when first seen (sitemaps)."
+        default=timedelta(days=30),
+        description="Items published longer ago are not filed when first seen (unless a source backfills).",
     )
     adaptive: AdaptiveSettings = AdaptiveSettings()
+    min_chars: int = Field(
+        default=200, ge=0, description="Pages with less body text than this are not articles."
+    )
     digest: DigestSettings = DigestSettings()
     fetch: FetchSettings = FetchSettings()
 
@@ -205,6 +216,7 @@ class Source(_Strict):
     cron: str | None = None
     topics: tuple[str, ...] = ()
     robots: bool = Field(default=True, description="Obey robots.txt for listing, sitemap and article pages.")
+    backfill: bool = Field(default=False, description="File items older than max_age too (back catalogue).")
     enabled: bool = True
 
     @field_validator("url")

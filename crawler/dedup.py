@@ -11,9 +11,11 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
+from collections import Counter
 from urllib.parse import urlsplit, urlunsplit
 
 from courlan import normalize_url
+from trafilatura.deduplication import Simhash
 
 from crawler.models import Article, FeedItem
 
@@ -52,10 +54,71 @@ def guid_key(source: str, guid: str) -> str:
 
 
 def feed_keys(source: str, item: FeedItem) -> list[str]:
+    """Every key of a feed entry (its URL, and its GUID when it has one), recorded when it is filed."""
     keys = [url_key(item.url)]
     if item.guid:
         keys.append(guid_key(source, item.guid))
     return keys
+
+
+# Over this share of empty or repeated GUIDs, a feed's GUIDs identify nothing and its URLs are used instead.
+BAD_GUIDS = 0.05
+
+
+def identity_keys(source: str, entries: list[FeedItem]) -> list[str]:
+    """The key that says whether each entry of one poll was seen before, in entry order.
+
+    The feed GUID (unique within its source) when the feed's GUIDs can be trusted; GUID plus URL for a GUID
+    the feed repeats; the normalised URL when the entry has no GUID or the feed's GUIDs are unreliable.
+    """
+    guids = [e.guid or "" for e in entries]
+    counts = Counter(guids)
+    bad = sum(1 for g in guids if not g or counts[g] > 1)
+    trust = bool(entries) and bad / len(entries) <= BAD_GUIDS
+    out = []
+    for entry, guid in zip(entries, guids, strict=True):
+        if trust and guid and counts[guid] == 1:
+            out.append(guid_key(source, guid))
+        elif trust and guid:
+            out.append(f"{guid_key(source, guid)}|{normalise_url(entry.url)}")
+        else:
+            out.append(url_key(entry.url))
+    return out
+
+
+# -- near-duplicates --------------------------------------------------------------------------------------
+# A story syndicated or lightly edited on several sites differs in a few words, so its Simhash differs in a
+# few bits. Candidates are found by banding: the 64 bits are cut into 8 bands of 8 bits, and an item is a
+# candidate when any band is equal, which catches every pair up to 7 bits apart without comparing against
+# the whole archive. A candidate is confirmed on the texts themselves (shared word 4-grams).
+BANDS = 8
+BAND_BITS = 64 // BANDS
+NEAR_BITS = 7
+NEAR_JACCARD = 0.5
+
+
+def fingerprint(text: str) -> int:
+    return int(Simhash(text).hash)
+
+
+def bands(fp: int) -> list[tuple[int, int]]:
+    mask = (1 << BAND_BITS) - 1
+    return [(b, (fp >> (b * BAND_BITS)) & mask) for b in range(BANDS)]
+
+
+def hamming(a: int, b: int) -> int:
+    return (a ^ b).bit_count()
+
+
+def resemblance(a: str, b: str) -> float:
+    """Jaccard similarity of the two texts' word 4-grams (case-folded)."""
+    sa, sb = _shingles(a), _shingles(b)
+    return len(sa & sb) / len(sa | sb) if sa and sb else 0.0
+
+
+def _shingles(text: str) -> set[tuple[str, ...]]:
+    words = _WORDS.findall(unicodedata.normalize("NFKC", text).casefold())
+    return {tuple(words[i : i + 4]) for i in range(max(1, len(words) - 3))}
 
 
 def article_keys(final_url: str, article: Article) -> list[str]:

@@ -81,7 +81,8 @@ def _write_config(out: Path, feed_url: str, topics: Path | None) -> Path:
         # Our own site on 127.0.0.1: no need to wait between requests, and loopback must be allowed.
         "fetch": {"delay": 0, "timeout": 10, "allow_private_networks": True},
     }
-    sources = {"sources": [{"name": "demo", "url": feed_url, "kind": "feed"}]}
+    # The seed stories are years old: the demo files them anyway (a real new source would not).
+    sources = {"sources": [{"name": "demo", "url": feed_url, "kind": "feed", "backfill": True}]}
     (folder / "crawler.yaml").write_text(yaml.safe_dump(settings, sort_keys=False), encoding="utf-8")
     (folder / "sources.yaml").write_text(yaml.safe_dump(sources, sort_keys=False), encoding="utf-8")
     if topics is not None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import calendar
 import contextlib
+import hashlib
 import html
 import io
 import json
@@ -51,6 +52,7 @@ def parse_feed(body: bytes, url: str, headers: Mapping[str, str] | None = None) 
                 guid=(entry.get("id") or "").strip() or None,
                 title=_clean_title(entry.get("title"), entry.get("title_detail")),
                 published=_entry_date(entry),
+                version=_version(entry),
             )
         )
     if not items and isinstance(reason, SAXException):
@@ -85,6 +87,23 @@ def _entry_date(entry: Mapping[str, Any]) -> datetime | None:
             if _plausible(when):
                 return when
     return None
+
+
+def _version(entry: Mapping[str, Any]) -> str | None:
+    updated = dict.get(entry, "updated")  # type: ignore[call-overload]
+    if updated:
+        return f"updated:{updated}"
+    content = (
+        " ".join(str(c.get("value", "")) for c in entry.get("content") or []) or entry.get("summary") or ""
+    )
+    return "sha:" + hashlib.sha256(content.encode("utf-8")).hexdigest()[:16] if content else None
+
+
+def _json_version(entry: Mapping[str, Any]) -> str | None:
+    if entry.get("date_modified"):
+        return f"updated:{entry['date_modified']}"
+    content = str(entry.get("content_html") or entry.get("content_text") or entry.get("summary") or "")
+    return "sha:" + hashlib.sha256(content.encode("utf-8")).hexdigest()[:16] if content else None
 
 
 def _plausible(when: datetime) -> bool:
@@ -149,6 +168,7 @@ def _parse_json_feed(body: bytes, url: str) -> list[FeedItem]:
                 guid=guid or None,
                 title=_clean_title(entry.get("title"), None),
                 published=_json_date(entry.get("date_published")) or _json_date(entry.get("date_modified")),
+                version=_json_version(entry),
             )
         )
     return items

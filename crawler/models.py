@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 
 @dataclass(frozen=True, slots=True)
@@ -14,6 +15,9 @@ class FeedItem:
     guid: str | None = None
     title: str | None = None
     published: datetime | None = None  # timezone-aware UTC when known
+    # What changes when the publisher updates the entry (its updated date, else a hash of its summary):
+    # a known entry whose version changed is fetched again, and filed as a revision if its text changed.
+    version: str | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,10 +42,16 @@ class Article:
 
 @dataclass(frozen=True, slots=True)
 class Flags:
-    """Topics an article matches, with the terms that made each match (the evidence)."""
+    """Topics an article matches, why (the evidence) and how strongly (the score).
+
+    evidence: topic -> one dict per matched term, as the sidecar stores it:
+        {"term": as written in topics.yaml, "count": matches, "sentence": the first sentence it matched in}
+    scores: topic -> relevance (matches in the title weigh more); the digest orders items by it.
+    """
 
     topics: tuple[str, ...] = ()
-    evidence: dict[str, list[str]] = field(default_factory=dict)
+    evidence: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    scores: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

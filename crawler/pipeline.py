@@ -10,34 +10,30 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from crawler import dedup
-from crawler.archive import write_item
 from crawler.config import Source
-from crawler.extract import extract_article
+from crawler.extract import decode_html, extract_article
+from crawler.filing import Candidate, file_article, record_duplicate
+from crawler.filing import index_row as index_row  # re-exported for older callers
 from crawler.health import adaptive_interval, next_poll
 from crawler.models import Article, FeedItem, FetchResult
+from crawler.quality import not_an_article
 from crawler.reading import SourceRead, read_source
 from crawler.resources import Resources
-from crawler.store import PollRow, utcnow
-from crawler.topics import flag_topics
+from crawler.store import PollRow
 
 log = logging.getLogger(__name__)
 
 # Articles of one source fetched and extracted at once. Politeness per host is Scrapy's job; this only bounds
 # how many response bodies one poll holds in memory.
 ITEMS_IN_FLIGHT = 8
-SNIPPET_CHARS = 300
 
 # Article pages answering with these are gone for good: remember them so they are not fetched at every poll.
 PERMANENT_STATUSES = {404, 410, 451}
-
-# Less body text than this is a navigation page, a teaser or an error page, not an article.
-MIN_BODY_CHARS = 200
 
 
 @dataclass
@@ -49,13 +45,16 @@ class PollReport:
     failed: int = 0
     error: str | None = None  # the source itself failed: no entries could be read
     failures: list[str] = field(default_factory=list)  # "url: reason" for each item that failed
+    old: int = 0  # new entries published before max_age: not filed (the source does not backfill)
     unchanged: bool = False  # the source answered 304 or sent the same document as last time
     redirected_to: str | None = None  # the source's URL moved permanently here
     disabled: str | None = None  # polling stopped, and why (HTTP 410 Gone)
     next_poll: datetime | None = None
 
 
-Outcome = tuple[Literal["new", "duplicate", "failed"], str]
+Outcome = tuple[Literal["new", "duplicate", "known", "old", "failed"], str]
+# The raw page is checked for block, consent and captcha markers near its start.
+QUALITY_PREFIX = 200_000
 
 
 async def poll_source(res: Resources, source: Source) -> PollReport:
@@ -87,31 +86,60 @@ async def poll_source(res: Resources, source: Source) -> PollReport:
 
 
 async def _file_entries(res: Resources, source: Source, entries: list[FeedItem], report: PollReport) -> None:
-    fresh = _drop_known(res, source, entries)
-    report.known = len(entries) - len(fresh)
+    todo = _to_fetch(res, source, entries, report)
     gate = asyncio.Semaphore(ITEMS_IN_FLIGHT)
 
-    async def one(entry: FeedItem) -> Outcome:
+    async def one(entry: FeedItem, ident: str, revision_of: int | None) -> Outcome:
         async with gate:
-            return await _file_entry(res, source, entry)
+            return await _file_entry(res, source, entry, ident, revision_of)
 
-    for kind, detail in await asyncio.gather(*(one(e) for e in fresh)):
+    for kind, detail in await asyncio.gather(*(one(*job) for job in todo)):
         if kind == "new":
             report.new += 1
         elif kind == "duplicate":
             report.duplicate += 1
+        elif kind == "known":
+            report.known += 1
+        elif kind == "old":
+            report.old += 1
         else:
             report.failed += 1
             report.failures.append(detail)
             log.warning("%s: %s", source.name, detail)
     log.info(
-        "%s: %d new, %d duplicate, %d failed, %d already known",
+        "%s: %d new, %d duplicate, %d failed, %d already known%s",
         source.name,
         report.new,
         report.duplicate,
         report.failed,
         report.known,
+        f", {report.old} too old" if report.old else "",
     )
+
+
+def _to_fetch(
+    res: Resources, source: Source, entries: list[FeedItem], report: PollReport
+) -> list[tuple[FeedItem, str, int | None]]:
+    """Entries to fetch, in feed order: the new ones, and filed ones whose feed entry was updated.
+
+    Everything else is dropped here, before any article page is requested.
+    """
+    todo: list[tuple[FeedItem, str, int | None]] = []
+    listed: set[str] = set()
+    for entry, ident in zip(entries, dedup.identity_keys(source.name, entries), strict=True):
+        if ident in listed:
+            continue  # listed twice in one feed
+        listed.add(ident)
+        seen = res.store.seen(ident)
+        if seen is None:
+            todo.append((entry, ident, None))
+        elif seen[0] == "filed" and entry.version and seen[2] != entry.version and seen[2] is not None:
+            todo.append((entry, ident, seen[1]))  # the publisher updated it: maybe a revision
+        else:
+            if seen[0] == "filed" and seen[2] is None and entry.version:
+                res.store.set_version(ident, entry.version)
+            report.known += 1
+    return todo
 
 
 def _current_state(res: Resources, source: Source) -> dict[str, Any]:
@@ -160,96 +188,53 @@ def _save_health(
     return when, disabled
 
 
-def _drop_known(res: Resources, source: Source, entries: list[FeedItem]) -> list[FeedItem]:
-    """Entries not seen before, in feed order; an entry listed twice in one feed counts once."""
-    fresh: list[FeedItem] = []
-    listed: set[str] = set()
-    for entry in entries:
-        keys = dedup.feed_keys(source.name, entry)
-        if listed.intersection(keys) or res.store.known(keys) is not None:
-            continue
-        listed.update(keys)
-        fresh.append(entry)
-    return fresh
-
-
-async def _file_entry(res: Resources, source: Source, entry: FeedItem) -> Outcome:
-    page = await res.fetcher.fetch(entry.url)
-    keys = dedup.feed_keys(source.name, entry)
+async def _file_entry(
+    res: Resources, source: Source, entry: FeedItem, ident: str, revision_of: int | None
+) -> Outcome:
+    # The identity key, and the URL: a GUID the feed repeats must not make its entries one item.
+    keys = list(dict.fromkeys([ident, dedup.url_key(entry.url)]))
+    if revision_of is None:
+        # The same article under another GUID, or from another source: a duplicate, without fetching it.
+        hit = res.store.seen(dedup.url_key(entry.url))
+        if hit is not None and hit[0] == "filed" and hit[1] is not None:
+            await res.write(record_duplicate, res, hit[1], source.name, entry.url, keys)
+            return "duplicate", entry.url
+    page = await res.fetcher.fetch(entry.url, obey_robots=source.robots)
     problem = _http_problem(page)
     if problem:
         if page.status in PERMANENT_STATUSES:
             await res.write(res.store.remember, keys, "rejected", source.name)
         return "failed", f"{entry.url}: {problem}"
-    article = await res.workers.run(
-        extract_article, page.body, page.url, page.headers.get("content-type"), entry.title
+    article, reason = await res.workers.run(
+        extract_checked,
+        page.body,
+        page.url,
+        page.headers.get("content-type"),
+        entry.title,
+        page.status,
+        res.config.settings.min_chars,
     )
-    if article is None or len(article.body) < MIN_BODY_CHARS:
-        # Remembered, so a page without article text is not fetched again at every poll.
+    if article is None or reason:
+        # Remembered, so a page that is not an article is not fetched again at every poll.
         await res.write(res.store.remember, keys, "rejected", source.name)
-        found = f" (only {len(article.body)} characters)" if article else ""
-        return "failed", f"{entry.url}: no article text in the page{found}"
-    keys += dedup.article_keys(page.url, article)
-    return await res.write(_file_article, res, source, entry, page, article, keys)
-
-
-def _file_article(
-    res: Resources, source: Source, entry: FeedItem, page: FetchResult, article: Article, keys: list[str]
-) -> Outcome:
-    """Runs on the writer thread, one item at a time, so the duplicate check and the filing cannot race."""
-    store = res.store
-    sha = dedup.content_hash(article)
-    existing = store.item_for_keys(keys) or store.item_with_content(sha)
-    if existing is not None:
-        store.remember(keys, "duplicate", source.name, existing)
-        return "duplicate", page.url
-    flags = flag_topics(article.title, article.body, res.matcher, source.topics)
+        return "failed", f"{entry.url}: not an article: {reason}"
     published = _published(entry, article)
-    fetched_at = utcnow()
-    day = res.today()
-    sidecar = {
-        "url": page.url,
-        "source": source.name,
-        "title": article.title,
-        "published": published,
-        "fetched_at": fetched_at,
-        "topics": list(flags.topics),
-        "evidence": flags.evidence,
-        "language": article.language,
-        "content_sha256": sha,
-        "guid": entry.guid,
-        "feed_url": entry.url if entry.url != page.url else None,
-        "canonical_url": article.canonical_url,
-    }
-    filed = write_item(res.data_dir, day, dedup.url_digest(page.url), article.text, sidecar)
-    store.add_item(index_row(filed.relative, day, sidecar, article.body), keys)
-    log.info("%s: filed %s (%s)", source.name, filed.relative, article.title[:80])
-    return "new", filed.relative
+    if revision_of is None and not source.backfill and _too_old(published, res.config.settings.max_age):
+        # A new source's back catalogue is not news.
+        await res.write(res.store.remember, keys, "old", source.name)
+        return "old", entry.url
+    keys += dedup.article_keys(page.url, article)
+    candidate = Candidate(source, entry, page.url, article, keys, published, revision_of)
+    return await res.write(file_article, res, candidate)
 
 
-def index_row(path: str, day: str, sidecar: Mapping[str, Any], body: str) -> dict[str, Any]:
-    """The index's row for a filed item, from its sidecar (also used to re-index files after a crash)."""
-    return {
-        "path": path,
-        "url": sidecar["url"],
-        "source": sidecar["source"],
-        "guid": sidecar.get("guid"),
-        "title": sidecar["title"],
-        "published": sidecar.get("published"),
-        "fetched_at": sidecar["fetched_at"],
-        "filed_day": day,
-        "content_sha256": sidecar["content_sha256"],
-        "topics": sidecar.get("topics") or [],
-        "language": sidecar.get("language"),
-        "snippet": snippet(body),
-    }
-
-
-def snippet(body: str, limit: int = SNIPPET_CHARS) -> str:
-    text = " ".join(body.split())
-    if len(text) <= limit:
-        return text
-    return text[:limit].rsplit(" ", 1)[0] + "…"
+def extract_checked(
+    body: bytes, url: str, content_type: str | None, title: str | None, status: int, min_chars: int
+) -> tuple[Article | None, str | None]:
+    """Extraction and the not-an-article check, together in a worker process (both read the page)."""
+    article = extract_article(body, url, content_type, title)
+    html = decode_html(body[:QUALITY_PREFIX], content_type)
+    return article, not_an_article(article, html, status, min_chars)
 
 
 def _published(entry: FeedItem, article: Article) -> str | None:
@@ -259,6 +244,10 @@ def _published(entry: FeedItem, article: Article) -> str | None:
         if when is not None and when <= latest:
             return when.astimezone(UTC).isoformat(timespec="seconds")
     return None
+
+
+def _too_old(published: str | None, max_age: timedelta) -> bool:
+    return published is not None and datetime.fromisoformat(published) < datetime.now(UTC) - max_age
 
 
 def _http_problem(result: FetchResult) -> str | None:

@@ -25,7 +25,7 @@ def one_line(report: PollReport) -> str:
     else:
         line = (
             f"{report.source}: {report.new} new, {report.duplicate} duplicate, {report.failed} failed,"
-            f" {report.known} already known"
+            f" {report.known} already known" + (f", {report.old} too old" if report.old else "")
         )
     if report.redirected_to:
         line += f" (moved permanently to {report.redirected_to}: update its url in sources.yaml)"

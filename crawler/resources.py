@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
@@ -47,30 +48,57 @@ class Resources:
         return await asyncio.get_running_loop().run_in_executor(self.writer, fn, *args)
 
 
+INDEX_FILE = "index.sqlite3"
+
+
 def open_store(config: Config) -> Store:
-    return Store(config.data_dir / "index.sqlite3")
+    return Store(config.data_dir / INDEX_FILE)
 
 
 def recover(store: Store, data_dir: Path, days: int | None = 2) -> int:
-    """Remove what a crash left half-done and index complete items the index lacks; returns how many."""
-    from crawler.pipeline import index_row  # the pipeline owns the shape of an index row
+    """Remove what a crash left half-done and index complete items the index lacks; returns how many.
+
+    With days=None the whole archive is walked: that rebuilds an empty index (`crawler reindex`).
+    """
+    from crawler.filing import index_item  # filing needs Resources: imported here to avoid a cycle
 
     added = 0
     for path, sidecar in reconcile(data_dir, days):
         if store.has_path(path):
             continue
         body = (data_dir / path).read_text("utf-8").split("\n", 2)[-1]
-        day = Path(path).parent.name
         keys = [dedup.url_key(sidecar["url"])]
         if sidecar.get("guid"):
             keys.append(dedup.guid_key(sidecar["source"], sidecar["guid"]))
         if sidecar.get("canonical_url"):
             keys.append(dedup.url_key(sidecar["canonical_url"]))
-        store.add_item(index_row(path, day, sidecar, body), keys)
+        keys += [dedup.url_key(r["url"]) for r in sidecar.get("also_reported_by") or []]
+        index_item(store, path, Path(path).parent.name, sidecar, body, keys)
         added += 1
-    if added:
+    if added and days is not None:
         log.warning("re-indexed %d archived item(s) the index lacked (after a crash?)", added)
     return added
+
+
+def rebuild_index(config: Config) -> int:
+    """A new index from the archive files alone: the archive is the source of truth.
+
+    The new index is built beside the old one and moved into place when complete, so an interrupted rebuild
+    leaves the old index as it was. Poll history and source health are not in the archive and start afresh.
+    """
+    final = config.data_dir / INDEX_FILE
+    building = final.with_name(final.name + ".rebuild")
+    for leftover in building.parent.glob(building.name + "*"):
+        leftover.unlink()
+    store = Store(building)
+    try:
+        count = recover(store, config.data_dir, days=None)
+    finally:
+        store.close()
+    for suffix in ("-wal", "-shm"):
+        final.with_name(final.name + suffix).unlink(missing_ok=True)
+    os.replace(building, final)
+    return count
 
 
 @asynccontextmanager

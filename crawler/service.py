@@ -15,7 +15,7 @@ from typing import Any
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from crawler.config import Config
-from crawler.digest import missed_days, write_digest_for, yesterday
+from crawler.digest import DigestTemplateError, missed_days, write_digest_for, yesterday
 from crawler.pipeline import PollReport, poll_source
 from crawler.resources import Resources, open_resources
 from crawler.schedule import install_jobs, reschedule
@@ -50,7 +50,11 @@ async def serve(config: Config) -> int:
 
         async def digest_job() -> None:
             day = yesterday(datetime.now(config.tz))
-            await res.write(write_digest_for, res.store, config, day)
+            try:
+                await res.write(write_digest_for, res.store, config, day)
+            except DigestTemplateError as exc:  # the Markdown digest is written; the HTML waits for a fix
+                log.error("digest for %s: HTML not written: %s", day, exc)
+                return
             await _write_missed_digests(res)
 
         scheduler = AsyncIOScheduler(event_loop=loop, timezone=config.tz)
@@ -129,4 +133,9 @@ async def _write_missed_digests(res: Resources) -> None:
     today = datetime.now(res.config.tz).date()
     for day in missed_days(res.store, res.data_dir, today):
         log.info("writing the missed digest for %s", day)
-        await res.write(write_digest_for, res.store, res.config, day)
+        try:
+            await res.write(write_digest_for, res.store, res.config, day)
+        except DigestTemplateError as exc:
+            # Every day would fail the same way: say it once; the days are written once the template is fixed.
+            log.error("digest for %s: HTML not written: %s", day, exc)
+            return

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -17,19 +17,25 @@ from sqlalchemy import (
     Column,
     Engine,
     Float,
+    Index,
     Integer,
     MetaData,
     String,
     Table,
     Text,
+    and_,
     case,
     create_engine,
     event,
     func,
     insert,
+    or_,
     select,
+    update,
 )
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from crawler.dedup import bands
 
 metadata = MetaData()
 
@@ -49,6 +55,20 @@ items = Table(
     Column("topics", Text, nullable=False),  # JSON list
     Column("language", String),
     Column("snippet", Text, nullable=False),
+    Column("scores", Text, nullable=False, default="{}"),  # JSON {topic: score}
+    Column("revision_of", String),  # path of the earlier version of this article
+    Column("simhash", String, index=True),  # 16 hex digits: the text's fingerprint, for near-duplicates
+)
+
+# Other sources that carried the same story ("also reported by"), kept on the item filed first.
+reports = Table(
+    "reports",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("item_id", Integer, nullable=False, index=True),
+    Column("source", String, nullable=False),
+    Column("url", Text, nullable=False),
+    Column("fetched_at", String, nullable=False),
 )
 
 keys = Table(
@@ -59,6 +79,18 @@ keys = Table(
     Column("status", String, nullable=False),  # filed | duplicate | rejected
     Column("source", String, nullable=False),
     Column("seen_at", String, nullable=False),
+    Column("version", Text),  # the feed entry's version when last fetched (see FeedItem.version)
+)
+
+# Simhash bands of recent items, to find near-duplicate candidates without scanning the archive.
+simbands = Table(
+    "simbands",
+    metadata,
+    Column("item_id", Integer, nullable=False),
+    Column("band", Integer, nullable=False),
+    Column("value", Integer, nullable=False),
+    Column("day", String, nullable=False),
+    Index("simbands_lookup", "band", "value", "day"),
 )
 
 sources = Table(
@@ -112,6 +144,9 @@ class IndexedItem:
     fetched_at: str
     topics: list[str]
     snippet: str
+    scores: dict[str, float] = field(default_factory=dict)
+    also_reported_by: list[dict[str, str]] = field(default_factory=list)  # {source, url, fetched_at}
+    revision_of: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +167,12 @@ class Store:
         )
         event.listen(self.engine, "connect", _sqlite_pragmas)
         metadata.create_all(self.engine)
+        with self.engine.begin() as conn:
+            # Full-text search (SQLite FTS5, ranked by bm25); accents folded: "Nicolas" finds "Nicolás".
+            conn.exec_driver_sql(
+                "CREATE VIRTUAL TABLE IF NOT EXISTS items_fts USING fts5("
+                "title, body, tokenize = 'unicode61 remove_diacritics 2')"
+            )
 
     def close(self) -> None:
         self.engine.dispose()
@@ -171,11 +212,20 @@ class Store:
                 conn.execute(sqlite_insert(keys).on_conflict_do_nothing(index_elements=["key"]), rows)
 
     # -- items ------------------------------------------------------------------------------------------
-    def add_item(self, row: Mapping[str, Any], item_keys: Iterable[str]) -> int:
-        """Record a filed item and its keys in one transaction."""
+    def add_item(
+        self,
+        row: Mapping[str, Any],
+        item_keys: Iterable[str],
+        body: str = "",
+        simhash: int | None = None,
+        reported_by: Iterable[Mapping[str, str]] = (),
+        version: str | None = None,
+    ) -> int:
+        """Record a filed item, its keys, its search text, its near-duplicate bands, in one transaction."""
         with self.engine.begin() as conn:
             values = dict(row)
             values["topics"] = json.dumps(list(values["topics"]), ensure_ascii=False)
+            values["scores"] = json.dumps(dict(values.get("scores") or {}), ensure_ascii=False)
             inserted = conn.execute(insert(items).values(**values)).inserted_primary_key
             assert inserted is not None
             item_id = int(inserted[0])
@@ -186,32 +236,109 @@ class Store:
                     "status": "filed",
                     "source": row["source"],
                     "seen_at": utcnow(),
+                    "version": version,
                 }
                 for k in dict.fromkeys(item_keys)
             ]
-            conn.execute(sqlite_insert(keys).on_conflict_do_nothing(index_elements=["key"]), key_rows)
+            # A revision takes over the keys of the version before it, so the next check compares with it.
+            conn.execute(
+                sqlite_insert(keys).on_conflict_do_update(
+                    index_elements=["key"], set_={"item_id": item_id, "status": "filed", "version": version}
+                ),
+                key_rows,
+            )
+            conn.exec_driver_sql(
+                "INSERT INTO items_fts(rowid, title, body) VALUES (?, ?, ?)", (item_id, row["title"], body)
+            )
+            if simhash is not None:
+                conn.execute(
+                    insert(simbands),
+                    [
+                        {"item_id": item_id, "band": b, "value": v, "day": row["filed_day"]}
+                        for b, v in bands(simhash)
+                    ],
+                )
+            for rep in reported_by:
+                conn.execute(insert(reports).values(item_id=item_id, **rep))
         return item_id
+
+    def add_report(self, item_id: int, source: str, url: str, fetched_at: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                insert(reports).values(item_id=item_id, source=source, url=url, fetched_at=fetched_at)
+            )
+
+    def near_candidates(self, simhash: int, since_day: str) -> list[tuple[int, str, str]]:
+        """(item id, path, simhash hex) of items filed since `since_day` sharing a Simhash band."""
+        pairs = bands(simhash)
+        match = or_(*(and_(simbands.c.band == b, simbands.c.value == v) for b, v in pairs))
+        query = (
+            select(items.c.id, items.c.path, items.c.simhash)
+            .join(simbands, simbands.c.item_id == items.c.id)
+            .where(match, simbands.c.day >= since_day)
+            .distinct()
+        )
+        with self.engine.connect() as conn:
+            return [(r[0], r[1], r[2]) for r in conn.execute(query)]
+
+    def item_path(self, item_id: int) -> str | None:
+        with self.engine.connect() as conn:
+            return conn.execute(select(items.c.path).where(items.c.id == item_id)).scalar()
+
+    def seen(self, key: str) -> tuple[str, int | None, str | None] | None:
+        """(status, item id, version) recorded for a key, or None."""
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(keys.c.status, keys.c.item_id, keys.c.version).where(keys.c.key == key)
+            ).first()
+        return (row[0], row[1], row[2]) if row else None
+
+    def set_version(self, key: str, version: str | None) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(update(keys).where(keys.c.key == key).values(version=version))
 
     def has_path(self, path: str) -> bool:
         with self.engine.connect() as conn:
             return conn.execute(select(items.c.id).where(items.c.path == path)).first() is not None
 
+    def update_topics(self, path: str, topics: list[str], scores: dict[str, float]) -> bool:
+        """Set an indexed item's topics and scores (`crawler retag`); False when the path is not indexed."""
+        values = {
+            "topics": json.dumps(list(topics), ensure_ascii=False),
+            "scores": json.dumps(dict(scores), ensure_ascii=False),
+        }
+        with self.engine.begin() as conn:
+            return conn.execute(update(items).where(items.c.path == path).values(**values)).rowcount > 0
+
     def items_of_day(self, day: str) -> list[IndexedItem]:
         query = select(items).where(items.c.filed_day == day).order_by(items.c.path)
         with self.engine.connect() as conn:
-            return [
-                IndexedItem(
-                    path=r.path,
-                    url=r.url,
-                    source=r.source,
-                    title=r.title,
-                    published=r.published,
-                    fetched_at=r.fetched_at,
-                    topics=json.loads(r.topics),
-                    snippet=r.snippet,
-                )
-                for r in conn.execute(query)
-            ]
+            rows = list(conn.execute(query))
+            also: dict[int, list[dict[str, str]]] = {}
+            ids = [r.id for r in rows]
+            for chunk in (ids[i : i + 500] for i in range(0, len(ids), 500)):
+                for rep in conn.execute(
+                    select(reports).where(reports.c.item_id.in_(chunk)).order_by(reports.c.id)
+                ):
+                    also.setdefault(rep.item_id, []).append(
+                        {"source": rep.source, "url": rep.url, "fetched_at": rep.fetched_at}
+                    )
+        return [
+            IndexedItem(
+                path=r.path,
+                url=r.url,
+                source=r.source,
+                title=r.title,
+                published=r.published,
+                fetched_at=r.fetched_at,
+                topics=json.loads(r.topics),
+                snippet=r.snippet,
+                scores=json.loads(r.scores or "{}"),
+                also_reported_by=also.get(r.id, []),
+                revision_of=r.revision_of,
+            )
+            for r in rows
+        ]
 
     def active_days(self, before: str) -> list[str]:
         """Days before `before` on which anything was polled or filed, oldest first (both columns indexed)."""

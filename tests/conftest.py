@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import subprocess
 import sys
 import threading
@@ -132,13 +133,25 @@ def rss(site: Site, entries: list[tuple[str, str]], title: str = "Test feed") ->
     )
 
 
+_WORDS = (
+    "officials ministers delegation talks agreement trade energy security region border council summit "
+    "harbour railway election parliament budget farmers harvest drought exports imports currency bank "
+    "inflation protest union strike court ruling judge police army navy exercise treaty embassy visit "
+    "minister president governor mayor province capital village coast river mountain airport factory "
+    "workers wages prices fuel grain fishing tourism hospital school teachers students university "
+    "report survey census vote campaign coalition opposition reform law decree tax customs investment "
+    "loan bridge road pipeline refinery mine copper oil gas solar wind dam reservoir flood storm"
+).split()
+
+
 def lorem(topic: str, n: int = 4) -> list[str]:
-    """Distinct, article-like paragraphs about `topic` (long enough for the extractor to keep)."""
-    return [
-        f"Paragraph {i + 1} about {topic}: officials met on Tuesday to discuss the matter at length, and "
-        f"observers said the talks on {topic} covered trade, energy and regional security in some detail."
-        for i in range(n)
-    ]
+    """Article-like paragraphs about `topic`, different for every topic (so never near-duplicates)."""
+    rng = random.Random(topic)
+    paragraphs = []
+    for i in range(n):
+        words = " ".join(rng.choice(_WORDS) for _ in range(28))
+        paragraphs.append(f"Paragraph {i + 1} about {topic}: {words}.")
+    return paragraphs
 
 
 def write_config(
@@ -152,7 +165,7 @@ def write_config(
     base: dict[str, Any] = {
         "data_dir": "data",
         "timezone": "UTC",
-        "fetch": {"delay": 0, "timeout": 5, "allow_private_networks": True},
+        "fetch": {"delay": 0, "timeout": 20, "allow_private_networks": True},
     }
     base.update(settings or {})
     (folder / "crawler.yaml").write_text(yaml.safe_dump(base), encoding="utf-8")

@@ -209,7 +209,7 @@ def test_recover_reindexes_complete_items_and_is_idempotent(tmp_path: Path) -> N
 
 
 def test_recover_skips_items_already_indexed(tmp_path: Path) -> None:
-    from crawler.pipeline import index_row
+    from crawler.filing import index_row
 
     data = tmp_path / "data"
     store = Store(data / "index.sqlite3")

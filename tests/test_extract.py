@@ -14,9 +14,9 @@ import trafilatura
 from conftest import CHECK_ARCHIVE, CORPORA, article_html, lorem, need_shared
 
 from crawler.archive import write_item
+from crawler.config import Settings
 from crawler.dedup import url_digest
 from crawler.extract import extract_article
-from crawler.pipeline import MIN_BODY_CHARS
 
 URL = "https://news.example.org/world/kim-maduro"
 TITLE = "Kim meets Maduro in Caracas"
@@ -184,7 +184,7 @@ def test_page_without_text_gives_none(html: str) -> None:
 def test_navigation_page_is_below_the_article_minimum(html: str) -> None:
     # trafilatura returns a menu's links as text; the pipeline refuses so little text as "no article text".
     article = extract_article(html.encode("utf-8"), URL)
-    assert article is None or len(article.body) < MIN_BODY_CHARS
+    assert article is None or len(article.body) < Settings().min_chars
 
 
 # -- encodings ----------------------------------------------------------------------------------------------

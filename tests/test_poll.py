@@ -84,7 +84,7 @@ def test_filed_item_has_seed_format_text_sidecar_and_topics(site: Site, tmp_path
     assert side["source"] == "latam"
     assert side["published"] is not None and side["fetched_at"]
     assert {"dprk", "latin_america", "dprk_latam", "sanctions"} <= set(side["topics"])
-    assert side["evidence"]["sanctions"] == ["@source"]
+    assert side["evidence"]["sanctions"] == [{"term": "@source", "count": 1, "sentence": ""}]
     assert side["language"] == "en"
     assert len(side["content_sha256"]) == 64
     import hashlib
@@ -137,7 +137,7 @@ def test_failures_are_named_counted_and_do_not_stop_other_sources(site: Site, tm
     assert "missing: FAILED: HTTP 404" in out
     assert "unreachable: FAILED: connection refused" in out
     assert "mixed: 0 new, 0 duplicate, 2 failed" in out
-    assert f"failed: {site.url('/nav-only.html')}: no article text in the page" in out
+    assert f"failed: {site.url('/nav-only.html')}: not an article: too short" in out
     assert f"failed: {site.url('/missing.html')}: HTTP 404" in out
     assert "total: 2 new, 0 duplicate, 2 failed; 6 source(s) polled, 4 failed" in out
     # The log names the source with each failure.

@@ -1,0 +1,177 @@
+"""Filing one extracted article: the last duplicate checks, topics, the archive files and the index.
+
+Runs on the single writer thread, one article at a time, so the checks and the write cannot race (two copies
+of a story arriving together are filed once). Duplicates are not filed but recorded on the item filed first
+("also reported by"), in its sidecar and in the index.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any, Literal
+
+from crawler import dedup
+from crawler.archive import write_item, write_text_atomic
+from crawler.config import Source
+from crawler.models import Article, FeedItem
+from crawler.resources import Resources
+from crawler.store import Store, utcnow
+from crawler.topics import flag_topics
+
+log = logging.getLogger(__name__)
+
+SNIPPET_CHARS = 300
+# Syndicated copies appear within days; near-duplicates are looked for among the items of this window.
+NEAR_WINDOW = timedelta(days=30)
+# An updated article whose text is this similar to the filed version is the same article (a typo fixed).
+TRIVIAL_EDIT = 0.9
+
+Outcome = tuple[Literal["new", "duplicate", "known"], str]
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """An article ready to file, with everything known about where it came from."""
+
+    source: Source
+    entry: FeedItem
+    url: str  # the URL finally fetched (after redirects)
+    article: Article
+    keys: list[str]
+    published: str | None
+    revision_of: int | None = None  # the item this may update
+
+
+def file_article(res: Resources, c: Candidate) -> Outcome:
+    store = res.store
+    sha = dedup.content_hash(c.article)
+    fp = dedup.fingerprint(c.article.body)
+    previous = None
+    if c.revision_of is not None:
+        previous = store.item_path(c.revision_of)
+        if previous and _body(res, previous) and _similar(_body(res, previous), c.article.body):
+            store.set_version(c.keys[0], c.entry.version)
+            return "known", f"{c.url}: updated, but the text barely changed"
+    else:
+        existing = store.item_for_keys(c.keys) or store.item_with_content(sha) or _near(res, c, fp)
+        if existing is not None:
+            record_duplicate(res, existing, c.source.name, c.url, c.keys)
+            return "duplicate", c.url
+    flags = flag_topics(c.article.title, c.article.body, res.matcher, c.source.topics)
+    day = res.today()
+    sidecar: dict[str, Any] = {
+        "url": c.url,
+        "source": c.source.name,
+        "title": c.article.title,
+        "published": c.published,
+        "fetched_at": utcnow(),
+        "topics": list(flags.topics),
+        "evidence": flags.evidence,
+        "scores": flags.scores,
+        "language": c.article.language,
+        "content_sha256": sha,
+        "simhash": f"{fp:016x}",
+        "guid": c.entry.guid,
+        "feed_url": c.entry.url if c.entry.url != c.url else None,
+        "canonical_url": c.article.canonical_url,
+        "also_reported_by": [],
+        "revision_of": previous,
+    }
+    filed = write_item(res.data_dir, day, dedup.url_digest(c.url), c.article.text, sidecar)
+    index_item(store, filed.relative, day, sidecar, c.article.body, c.keys, c.entry.version)
+    log.info("%s: filed %s (%s)", c.source.name, filed.relative, c.article.title[:80])
+    return "new", filed.relative
+
+
+def index_item(
+    store: Store,
+    path: str,
+    day: str,
+    sidecar: Mapping[str, Any],
+    body: str,
+    keys: list[str],
+    version: str | None = None,
+) -> int:
+    """Record an archived item in the index (also used to rebuild the index from the archive)."""
+    fp = int(sidecar["simhash"], 16) if sidecar.get("simhash") else dedup.fingerprint(body)
+    return store.add_item(
+        index_row(path, day, sidecar, body),
+        keys,
+        body=body,
+        simhash=fp,
+        reported_by=sidecar.get("also_reported_by") or [],
+        version=version,
+    )
+
+
+def record_duplicate(res: Resources, item_id: int, source: str, url: str, keys: list[str]) -> None:
+    """Remember the copy's keys, and add it to the filed item's "also reported by" (sidecar and index)."""
+    store = res.store
+    store.remember(keys, "duplicate", source, item_id)
+    path = store.item_path(item_id)
+    if path is None:
+        return
+    side_path = (res.data_dir / path).with_suffix(".json")
+    sidecar = json.loads(side_path.read_text("utf-8"))
+    reported = sidecar.setdefault("also_reported_by", [])
+    if sidecar["url"] == url or any(r["url"] == url for r in reported):
+        return  # the same copy seen again
+    entry = {"source": source, "url": url, "fetched_at": utcnow()}
+    reported.append(entry)
+    write_text_atomic(side_path, json.dumps(sidecar, ensure_ascii=False, indent=2) + "\n")
+    store.add_report(item_id, **entry)
+    log.info("%s: %s is a copy of %s", source, url, path)
+
+
+def _near(res: Resources, c: Candidate, fp: int) -> int | None:
+    """A recent item this article is a near-duplicate of: close Simhash, then confirmed on the texts."""
+    since = (date.fromisoformat(res.today()) - NEAR_WINDOW).isoformat()
+    for item_id, path, other in res.store.near_candidates(fp, since):
+        if other and dedup.hamming(fp, int(other, 16)) <= dedup.NEAR_BITS:
+            text = _body(res, path)
+            if text and dedup.resemblance(text, c.article.body) >= dedup.NEAR_JACCARD:
+                return item_id
+    return None
+
+
+def _similar(a: str, b: str) -> bool:
+    return dedup.resemblance(a, b) >= TRIVIAL_EDIT
+
+
+def _body(res: Resources, path: str) -> str:
+    try:
+        return (res.data_dir / path).read_text("utf-8").split("\n", 2)[-1]
+    except OSError:
+        return ""
+
+
+def index_row(path: str, day: str, sidecar: Mapping[str, Any], body: str) -> dict[str, Any]:
+    """The index's row for a filed item, from its sidecar (also used to re-index files after a crash)."""
+    return {
+        "path": path,
+        "url": sidecar["url"],
+        "source": sidecar["source"],
+        "guid": sidecar.get("guid"),
+        "title": sidecar["title"],
+        "published": sidecar.get("published"),
+        "fetched_at": sidecar["fetched_at"],
+        "filed_day": day,
+        "content_sha256": sidecar["content_sha256"],
+        "topics": sidecar.get("topics") or [],
+        "scores": sidecar.get("scores") or {},
+        "language": sidecar.get("language"),
+        "snippet": snippet(body),
+        "revision_of": sidecar.get("revision_of"),
+        "simhash": sidecar.get("simhash"),
+    }
+
+
+def snippet(body: str, limit: int = SNIPPET_CHARS) -> str:
+    text = " ".join(body.split())
+    if len(text) <= limit:
+        return text
+    return text[:limit].rsplit(" ", 1)[0] + "…"
