@@ -40,9 +40,11 @@ Every reason is one short string whose part before " (" is its kind, for countin
 from __future__ import annotations
 
 import html as html_lib
+import importlib
 import re
 import unicodedata
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 from crawler.models import Article
 
@@ -80,6 +82,8 @@ _SENTENCE_CHARS = 250
 _BARE_CHARS = 100
 # Block pages are small; markers in a big page's tail are page furniture, not a verdict.
 _HTML_PREFIX = 256 * 1024
+# Where a page's <title> is looked for (after the inline scripts and styles some heads carry).
+_TITLE_WITHIN = 64 * 1024
 
 _MARKS = re.compile(r"[\u0300-\u036f]")
 _TYPOGRAPHY = str.maketrans(
@@ -684,7 +688,7 @@ _HTML_STRONG: tuple[tuple[str, tuple[str, ...]], ...] = (
 )
 
 # Markers ordinary pages carry as well (a reCAPTCHA on the comment form, a consent framework, an empty paywall
-# container): they only say why a page with no or too little text is no article.
+# container): they only say what a page that shows next to nothing is (see _BARE_CHARS).
 _HTML_WEAK: tuple[tuple[str, tuple[str, ...]], ...] = (
     (
         CAPTCHA,
@@ -779,6 +783,64 @@ _ADDRESS = _phrases(
 _QUOTED = re.compile(r"\"[^\"\n]{1,100}\"|(?<!\w)'[^'\n]{1,100}'(?!\w)")
 
 _BODY_RE = {kind: _phrases(items) for kind, items in _BODY_PHRASES.items()}
+# Running ~100 alternatives at every position of a text costs microseconds per character; a substring test
+# costs next to nothing. So each kind also has needles: literal strings one of which every match of one of its
+# phrases contains (derived from the phrases themselves; None where one cannot be derived). Text that holds
+# none of a kind's needles holds none of its phrases.
+_SRE: Any = importlib.import_module("re._parser")  # the stdlib's own regex parser, to read the phrases
+
+
+def _needles(source: str) -> frozenset[str] | None:
+    """Literal strings (3+ characters) one of which every match of the regex `source` contains, or None."""
+    try:
+        return _required(list(_SRE.parse(source)))
+    except Exception:  # a parser that changed shape: no needles, the phrases are simply always tried
+        return None
+
+
+def _required(sequence: list[tuple[Any, Any]]) -> frozenset[str] | None:
+    best: frozenset[str] | None = None
+
+    def consider(found: frozenset[str] | None) -> None:
+        nonlocal best
+        if (
+            found
+            and min(map(len, found)) >= 3
+            and (best is None or min(map(len, found)) > min(map(len, best)))
+        ):
+            best = found
+
+    run = ""
+    for op, value in sequence:
+        name = str(op)
+        if name == "LITERAL":
+            run += chr(value)
+            continue
+        consider(frozenset([run]) if run else None)
+        run = ""
+        if name == "SUBPATTERN":
+            consider(_required(list(value[-1])))
+        elif name == "BRANCH":
+            branches = [_required(list(branch)) for branch in value[1]]
+            if all(branches):
+                consider(frozenset().union(*(b for b in branches if b)))
+        elif name in ("MAX_REPEAT", "MIN_REPEAT") and value[0] >= 1:
+            consider(_required(list(value[2])))
+    consider(frozenset([run]) if run else None)
+    return best
+
+
+def _kind_needles(items: list[str]) -> frozenset[str] | None:
+    found: set[str] = set()
+    for item in items:
+        needles = _needles(_fold(item))
+        if needles is None:
+            return None
+        found |= needles
+    return frozenset(found)
+
+
+_BODY_NEEDLES = {kind: _kind_needles(items) for kind, items in _BODY_PHRASES.items()}
 _DECISIVE_RE = {kind: _phrases(items) for kind, items in _DECISIVE_PHRASES.items()}
 _TITLE_RE = {kind: _titles(items) for kind, items in _TITLE_PHRASES.items()}
 # Ties between kinds go to the first: a Cloudflare page asking to "enable JavaScript and cookies to continue"
@@ -801,7 +863,8 @@ def not_an_article(
     if body_chars >= _LONG_BODY:
         return None  # real prose: whatever the page also says, there is an article in it
     head = html[:_HTML_PREFIX] if html else ""
-    lower = head.lower()
+    # Lower-casing a big page costs more than all the rest: only pages with little text need it.
+    lower = head.lower() if article is None or body_chars < max(_SHORT_TEXT, min_chars) else ""
 
     # The machinery of a challenge or block page outranks what its title says ("Before we continue...").
     if article is None or body_chars < _SHORT_TEXT:
@@ -810,8 +873,7 @@ def not_an_article(
             return kind
 
     titles = [article.title] if article else []
-    at = lower.find("<title")
-    raw_title = _RAW_TITLE.match(head, at) if at >= 0 else None
+    raw_title = _RAW_TITLE.search(head, 0, _TITLE_WITHIN)
     if raw_title:
         titles.append(html_lib.unescape(raw_title.group(1)))
     for title in titles:
@@ -895,11 +957,10 @@ def _dominant_kind(blocks: Sequence[str], min_chars: int) -> str | None:
         else:
             other_chars += len(block)
             other_paragraphs += len(block) >= _PARAGRAPH_CHARS
-    lead = other_chars >= max(min_chars, _LEAD_CHARS) or (
-        other_paragraphs >= _LEAD_PARAGRAPHS and other_chars >= min_chars
-    )
-    if lead:
-        return None
+        if other_chars >= max(min_chars, _LEAD_CHARS) or (
+            other_paragraphs >= _LEAD_PARAGRAPHS and other_chars >= min_chars
+        ):
+            return None  # a real lead: whatever the rest says, there is an article here
     if marker:
         # Ties go to the first kind in _PRIORITY (max keeps the first of equal values).
         kind = max(_PRIORITY, key=lambda k: marker.get(k, 0))
@@ -928,9 +989,12 @@ def _any_kind(blocks: Sequence[str]) -> str | None:
 
 def _marker_spans(folded: str) -> dict[str, list[tuple[int, int]]]:
     """Each kind's marker matches outside quotation marks."""
-    quoted = [m.span() for m in _QUOTED.finditer(folded)]
+    quoted = [m.span() for m in _QUOTED.finditer(folded)] if '"' in folded or "'" in folded else []
     found: dict[str, list[tuple[int, int]]] = {}
     for kind in _PRIORITY:
+        needles = _BODY_NEEDLES[kind]
+        if needles is not None and not any(needle in folded for needle in needles):
+            continue
         spans = [
             m.span()
             for m in _BODY_RE[kind].finditer(folded)
@@ -944,14 +1008,12 @@ def _marker_spans(folded: str) -> dict[str, list[tuple[int, int]]]:
 def _block_kind(block: str) -> str | None:
     """The kind of marker a block is made of, if it is a marker block (see _LABEL_CHARS); else None."""
     folded = _fold(block)
-    if _REPORTING.search(folded):
-        return None
     best: str | None = None
     best_spans: list[tuple[int, int]] = []
     for kind, spans in _marker_spans(folded).items():
         if len(spans) > len(best_spans):  # ties: the first kind in _PRIORITY
             best, best_spans = kind, spans
-    if best is None:
+    if best is None or _REPORTING.search(folded):
         return None
     size, hits = len(folded), len(best_spans)
     if size <= _LABEL_CHARS or (hits >= 2 and hits * _DENSITY >= size):

@@ -496,6 +496,25 @@ def test_corpus_articles_cut_to_short_items_still_pass(
     assert not rejected, rejected
 
 
+def test_needles_never_hide_a_marker(
+    corpus_pages: list[tuple[str, str, Article | None, str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The substring prefilter finds the same markers as the phrases alone, on block pages and articles."""
+    texts = [p for _, _, article, _ in corpus_pages[::4] if article for p in article.paragraphs]
+    for path in fixture_pages():
+        article = extract_article(
+            path.read_bytes(), "https://news.example.test/x", "text/html; charset=utf-8"
+        )
+        texts += article.paragraphs if article else []
+    texts += [p for paragraphs in MENTIONS for p in paragraphs]
+    texts += [p for _, paragraphs in BLOCK_TEXTS for p in paragraphs]
+    folded = [quality._fold(text) for text in texts]
+    with_needles = [quality._marker_spans(text) for text in folded]
+    assert any(with_needles)
+    monkeypatch.setattr(quality, "_BODY_NEEDLES", dict.fromkeys(quality._BODY_NEEDLES))
+    assert [quality._marker_spans(text) for text in folded] == with_needles
+
+
 def test_fast(corpus_pages: list[tuple[str, str, Article | None, str]]) -> None:
     timings = []
     for _name, _page_id, article, html in corpus_pages:
