@@ -79,6 +79,16 @@ def _parser() -> argparse.ArgumentParser:
     reindex.add_argument("--config", type=Path, help=config_help)
     reindex.set_defaults(func=cmd_reindex)
 
+    retag = sub.add_parser("retag", help="apply the current topic rules to archived items again")
+    retag.add_argument("--since", type=date.fromisoformat, help="only items filed on or after YYYY-MM-DD")
+    retag.add_argument("--config", type=Path, help=config_help)
+    retag.set_defaults(func=cmd_retag)
+
+    explain = sub.add_parser("explain", help="why each topic was or was not set on an archived item")
+    explain.add_argument("file", type=Path, help="an archive .txt file")
+    explain.add_argument("--config", type=Path, help=config_help)
+    explain.set_defaults(func=cmd_explain)
+
     demo = sub.add_parser("demo", help="poll a local demo news site built from seeds/ and write its digest")
     demo.add_argument(
         "--out", type=Path, default=Path("demo-output"), help="output folder (default: %(default)s)"
@@ -274,6 +284,44 @@ def cmd_reindex(args: argparse.Namespace) -> int:
 
     count = rebuild_index(config)
     print(f"index rebuilt from the archive: {count} item(s)")
+    return 0
+
+
+def _source_topics(config: Config) -> dict[str, tuple[str, ...]]:
+    return {s.name: s.topics for s in config.sources}
+
+
+def cmd_retag(args: argparse.Namespace) -> int:
+    config = _load(args)
+    if config is None:
+        return 1
+    from crawler.resources import open_store
+    from crawler.retag import retag
+    from crawler.topics import compile_topics
+
+    store = open_store(config)
+    try:
+        since = args.since.isoformat() if args.since else None
+        changed = retag(store, config.data_dir, compile_topics(config.topics), _source_topics(config), since)
+    finally:
+        store.close()
+    print(f"{changed} item(s) re-tagged")
+    return 0
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    config = _load(args)
+    if config is None:
+        return 1
+    from crawler.retag import explain, source_of
+    from crawler.topics import compile_topics
+
+    if not args.file.is_file():
+        print(f"{args.file}: no such archive file", file=sys.stderr)
+        return 1
+    source = source_of(args.file)
+    topics = _source_topics(config).get(source or "", ())
+    print(explain(args.file, compile_topics(config.topics), topics))
     return 0
 
 
