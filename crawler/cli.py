@@ -316,12 +316,12 @@ def cmd_explain(args: argparse.Namespace) -> int:
     from crawler.retag import explain, source_of
     from crawler.topics import compile_topics
 
-    if not args.file.is_file():
+    path = args.file if args.file.is_file() else config.data_dir / args.file  # as digests and search print it
+    if not path.is_file():
         print(f"{args.file}: no such archive file", file=sys.stderr)
         return 1
-    source = source_of(args.file)
-    topics = _source_topics(config).get(source or "", ())
-    print(explain(args.file, compile_topics(config.topics), topics))
+    topics = _source_topics(config).get(source_of(path) or "", ())
+    print(explain(path, compile_topics(config.topics), topics), end="")
     return 0
 
 
