@@ -37,6 +37,7 @@ lint: $(VENV)/.installed-test
 bench: $(VENV)/.installed-test
 	$(BIN)/python bench/extract_quality.py
 	$(BIN)/python bench/topic_quality.py
+	$(BIN)/python bench/neardup_scale.py 10000 100000
 
 run: $(VENV)/.installed
 	$(BIN)/crawler run --config config
