@@ -30,6 +30,7 @@ from pydantic import (
 )
 
 from crawler import __version__
+from crawler.observe import HttpSettings
 from crawler.topics import TopicDef, check_topic_refs
 
 CONFIG_ENV = "CRAWLER_CONFIG"
@@ -151,6 +152,7 @@ class Settings(_Strict):
     )
     digest: DigestSettings = DigestSettings()
     fetch: FetchSettings = FetchSettings()
+    http: HttpSettings | None = Field(default=None, description="The monitoring endpoint; off unless set.")
 
     @field_validator("timezone")
     @classmethod

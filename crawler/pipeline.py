@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -20,6 +21,7 @@ from crawler.extract import decode_html, extract_article
 from crawler.filing import Candidate, file_article, record_duplicate
 from crawler.filing import index_row as index_row  # re-exported for older callers
 from crawler.health import adaptive_interval, next_poll
+from crawler.metrics import METRICS
 from crawler.models import Article, FeedItem, FetchResult
 from crawler.quality import not_an_article
 from crawler.reading import SourceRead, read_source
@@ -205,6 +207,7 @@ async def _file_entry(
         if page.status in PERMANENT_STATUSES:
             await res.write(res.store.remember, keys, "rejected", source.name)
         return "failed", f"{entry.url}: {problem}"
+    began = time.perf_counter()
     article, reason = await res.workers.run(
         extract_checked,
         page.body,
@@ -214,6 +217,8 @@ async def _file_entry(
         page.status,
         res.config.settings.min_chars,
     )
+    METRICS.extraction_time(time.perf_counter() - began)
+
     if article is None or reason:
         # Remembered, so a page that is not an article is not fetched again at every poll.
         await res.write(res.store.remember, keys, "rejected", source.name)

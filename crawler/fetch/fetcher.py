@@ -49,6 +49,11 @@ class Fetcher:
         await self._queue.put(request)
         return await future
 
+    @property
+    def waiting(self) -> int:
+        """Requests handed to the spider and not yet answered (the crawler_queue_length gauge)."""
+        return len(self._pending)
+
     async def close(self) -> None:
         """Stop the spider; callers still waiting get an error result instead of hanging."""
         self._queue.put_nowait(None)
