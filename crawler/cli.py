@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -17,7 +18,9 @@ log = logging.getLogger("crawler")
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
-    _setup_logging(args.verbose)
+    from crawler.logs import setup_logging
+
+    setup_logging(args.log_format, args.verbose)
     try:
         return int(args.func(args))
     except KeyboardInterrupt:
@@ -32,6 +35,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"crawler {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug details")
+    parser.add_argument(
+        "--log-format",
+        choices=("text", "json"),
+        default=os.environ.get("CRAWLER_LOG_FORMAT", "text"),
+        help="log lines as text (default) or JSON objects, one per line ($CRAWLER_LOG_FORMAT)",
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     config_help = f"config folder (default: ${CONFIG_ENV} or ./config)"
 
@@ -89,6 +98,15 @@ def _parser() -> argparse.ArgumentParser:
     explain.add_argument("--config", type=Path, help=config_help)
     explain.set_defaults(func=cmd_explain)
 
+    schema = sub.add_parser(
+        "config-schema", help="print the JSON Schema of the config files (or write them with --out DIR)"
+    )
+    schema.add_argument(
+        "file", nargs="?", choices=("crawler.yaml", "sources.yaml", "topics.yaml"), help="only this file's"
+    )
+    schema.add_argument("--out", type=Path, help="write FILE.schema.json files into this folder")
+    schema.set_defaults(func=cmd_config_schema)
+
     demo = sub.add_parser("demo", help="poll a local demo news site built from seeds/ and write its digest")
     demo.add_argument(
         "--out", type=Path, default=Path("demo-output"), help="output folder (default: %(default)s)"
@@ -99,44 +117,17 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _setup_logging(verbose: bool) -> None:
-    level = logging.DEBUG if verbose else logging.INFO
-    if sys.stderr.isatty():
-        from rich.logging import RichHandler
-
-        from crawler.report import STDERR
-
-        handler: logging.Handler = RichHandler(console=STDERR, show_path=False, markup=False)
-        logging.basicConfig(
-            level=level, format="%(name)s: %(message)s", datefmt="%H:%M:%S", handlers=[handler]
-        )
-    else:
-        logging.basicConfig(
-            stream=sys.stderr,
-            level=level,
-            format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
-            datefmt="%Y-%m-%d %H:%M:%S",
-        )
-    # Scrapy and the libraries are chatty at INFO; their warnings still show.
-    for name in (
-        "scrapy",
-        "twisted",
-        "apscheduler",
-        "trafilatura",
-        "htmldate",
-        "courlan",
-        "charset_normalizer",
-    ):
-        logging.getLogger(name).setLevel(logging.DEBUG if verbose else logging.WARNING)
-
-
 def _load(args: argparse.Namespace) -> Config | None:
     try:
-        return load_config(args.config)
+        config = load_config(args.config)
     except ConfigError as exc:
         for line in exc.problems:
             print(line, file=sys.stderr)
         return None
+    from crawler.logs import set_source_names
+
+    set_source_names(s.name for s in config.sources)  # so every log line about a source carries its name
+    return config
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -152,13 +143,33 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from crawler import runtime
+
+    # First of all: a SIGTERM while the program starts must stop it cleanly, not kill it half-started.
+    runtime.catch_stop_signals()
     config = _load(args)
     if config is None:
         return 1
-    from crawler import runtime
-    from crawler.service import serve
+    from crawler.lock import DataLock, LockHeld
 
-    return runtime.run(lambda: serve(config))
+    lock = DataLock(config.data_dir, "run")
+    try:
+        lock.acquire()
+    except LockHeld as exc:
+        print(f"crawler run: {exc}; one service per data folder (lock: {lock.path})", file=sys.stderr)
+        return 1
+    try:
+        from crawler.config import default_config_dir
+        from crawler.observe import observability
+        from crawler.service import serve
+
+        # Reloads read the folder as given here, so their errors name the files as `crawler check` does.
+        config_path = args.config or default_config_dir()
+        # Metrics always; the HTTP endpoint when crawler.yaml has `http: {listen: ...}`.
+        extras = [observability(config.settings.http)]
+        return runtime.run(lambda: serve(config, extras=extras, config_path=config_path))
+    finally:
+        lock.release()
 
 
 def cmd_poll(args: argparse.Namespace) -> int:
@@ -174,11 +185,36 @@ def cmd_poll(args: argparse.Namespace) -> int:
         )
         return 1
     from crawler import report, runtime
+    from crawler.lock import POLL_WAIT_SECONDS, DataLock, Holder, LockHeld
     from crawler.service import poll_once
 
-    total = len(args.sources) or sum(1 for s in config.sources if s.enabled)
-    with report.progress(total) as on_done:
-        reports = runtime.run(lambda: poll_once(config, args.sources, on_done))
+    # One writer per data folder: while a service or another poll works on it, wait for it to finish
+    # rather than file the same items concurrently.
+    wait = float(getattr(args, "wait", POLL_WAIT_SECONDS))
+    lock = DataLock(config.data_dir, "poll")
+
+    def waiting(holder: Holder) -> None:
+        print(
+            f"waiting up to {wait:g} s for {holder.describe()} to release {config.data_dir}",
+            file=sys.stderr,
+        )
+
+    try:
+        lock.acquire(wait=wait, on_wait=waiting)
+    except LockHeld as exc:
+        hint = (
+            "; the service polls on its own schedule: stop it to poll by hand"
+            if exc.holder.command == "run"
+            else ""
+        )
+        print(f"crawler poll: nothing polled: {exc} (waited {wait:g} s){hint}", file=sys.stderr)
+        return 1
+    try:
+        total = len(args.sources) or sum(1 for s in config.sources if s.enabled)
+        with report.progress(total) as on_done:
+            reports = runtime.run(lambda: poll_once(config, args.sources, on_done))
+    finally:
+        lock.release()
     report.summary(reports)
     return 0  # a failing source is reported, not an error of the command
 
@@ -323,6 +359,12 @@ def cmd_explain(args: argparse.Namespace) -> int:
     topics = _source_topics(config).get(source_of(path) or "", ())
     print(explain(path, compile_topics(config.topics), topics), end="")
     return 0
+
+
+def cmd_config_schema(args: argparse.Namespace) -> int:
+    from crawler.schema import run
+
+    return run(args.file, args.out)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

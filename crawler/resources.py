@@ -7,10 +7,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import AsyncIterator, Callable
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -19,6 +20,7 @@ from crawler import dedup
 from crawler.archive import reconcile
 from crawler.config import Config
 from crawler.fetch import Fetcher
+from crawler.models import FetchResult
 from crawler.store import Store
 from crawler.topics import TopicMatcher, compile_topics
 from crawler.workers import Workers
@@ -27,14 +29,73 @@ T = TypeVar("T")
 log = logging.getLogger(__name__)
 
 
+class ShuttingDown(Exception):
+    """Raised to a poll that asks for a download once the service has begun to stop.
+
+    The poll ends there, before saving the source's health, so the next start polls the source again in
+    full; the articles it already downloaded are still extracted and filed.
+    """
+
+
+class Activity:
+    """How many steps are under way for polls: downloads, extractions, filing steps (what a stop waits for).
+
+    Touched only on the event loop. An item moves from one step to the next without yielding to the loop in
+    between, so a count of zero seen by another task means no item is between steps either.
+    """
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    @contextmanager
+    def step(self) -> Iterator[None]:
+        self.count += 1
+        try:
+            yield
+        finally:
+            self.count -= 1
+
+
+class FetchGate:
+    """The downloader as the polls see it. At shutdown its door closes first: polls in flight start no new
+    download, while the articles already downloaded are extracted and filed.
+    """
+
+    def __init__(self, fetcher: Fetcher, activity: Activity):
+        self.fetcher = fetcher
+        self.activity = activity
+        self.closed = False
+
+    async def fetch(
+        self, url: str, *, obey_robots: bool = True, headers: dict[str, str] | None = None
+    ) -> FetchResult:
+        if self.closed:
+            raise ShuttingDown(f"{url}: not fetched: shutting down")
+        with self.activity.step():
+            return await self.fetcher.fetch(url, obey_robots=obey_robots, headers=headers)
+
+
+class WorkerGate:
+    """The worker processes as the polls see them: the same `run`, counted in the activity."""
+
+    def __init__(self, workers: Workers, activity: Activity):
+        self.workers = workers
+        self.activity = activity
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        with self.activity.step():
+            return await self.workers.run(fn, *args)
+
+
 @dataclass
 class Resources:
-    config: Config
+    config: Config  # replaced as a whole by a config reload
     store: Store
-    fetcher: Fetcher
-    workers: Workers
+    fetcher: FetchGate
+    workers: WorkerGate
     writer: ThreadPoolExecutor
-    matcher: TopicMatcher
+    matcher: TopicMatcher  # replaced by a reload that changes topics; read for each article filed
+    activity: Activity = field(default_factory=Activity)
 
     @property
     def data_dir(self) -> Path:
@@ -45,7 +106,8 @@ class Resources:
 
     async def write(self, fn: Callable[..., T], *args: Any) -> T:
         """Run a filing step on the single writer thread: serialised, and off the event loop (fsync)."""
-        return await asyncio.get_running_loop().run_in_executor(self.writer, fn, *args)
+        with self.activity.step():
+            return await asyncio.get_running_loop().run_in_executor(self.writer, fn, *args)
 
 
 INDEX_FILE = "index.sqlite3"
@@ -110,13 +172,28 @@ async def open_resources(config: Config) -> AsyncIterator[Resources]:
     writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="archive-writer")
     fetcher = Fetcher(config.settings.fetch)
     await fetcher.start()
-    res = Resources(config, store, fetcher, workers, writer, compile_topics(config.topics))
+    activity = Activity()
+    res = Resources(
+        config,
+        store,
+        FetchGate(fetcher, activity),
+        WorkerGate(workers, activity),
+        writer,
+        compile_topics(config.topics),
+        activity,
+    )
     try:
         yield res
     finally:
         # Order matters: stop downloading, let the item being filed finish, then stop the workers and
         # close the index last, since filing writes to it.
+        res.fetcher.closed = True
+        began = time.monotonic()
         await fetcher.close()
-        writer.shutdown(wait=True)
-        workers.close()
+        log.debug("downloader stopped (%.2f s)", time.monotonic() - began)
+        # Off the loop, so the loop stays responsive; an article being filed is always finished.
+        await asyncio.to_thread(writer.shutdown, wait=True)
+        log.debug("writer stopped (%.2f s)", time.monotonic() - began)
+        await asyncio.to_thread(workers.close)
+        log.debug("worker processes stopped (%.2f s)", time.monotonic() - began)
         store.close()

@@ -8,12 +8,31 @@ A reactor can run only once per process, which suits a command-line program: one
 from __future__ import annotations
 
 import asyncio
+import signal
+import threading
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 T = TypeVar("T")
 
 ASYNCIO_REACTOR = "twisted.internet.asyncioreactor.AsyncioSelectorReactor"
+
+# Set by a SIGTERM or SIGINT that arrives before the service has its own handlers on the loop (while the
+# program imports Scrapy, opens the index, ...): the service then stops as soon as it has started, cleanly,
+# instead of dying half-started with the signal's default action.
+stop_requested = threading.Event()
+
+
+def catch_stop_signals() -> None:
+    """From now on SIGTERM and SIGINT only set `stop_requested`, until the service installs its handlers."""
+
+    def note(_signum: int, _frame: object) -> None:
+        stop_requested.set()
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, note)
+    # A reload request before the service runs: the config is being read anyway (the default would kill).
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
 
 
 def run(main: Callable[[], Awaitable[T]]) -> T:
