@@ -51,6 +51,13 @@ def _parser() -> argparse.ArgumentParser:
     poll = sub.add_parser("poll", help="poll sources now, file what is new, print a summary and exit")
     poll.add_argument("--config", type=Path, help=config_help)
     poll.add_argument("sources", nargs="*", metavar="SOURCE", help="source names (default: all enabled)")
+    poll.add_argument(
+        "--wait",
+        type=float,
+        default=60,
+        metavar="SECONDS",
+        help="wait this long for a running service or another poll to release the data folder (default 60)",
+    )
     poll.set_defaults(func=cmd_poll)
 
     digest = sub.add_parser("digest", help="write (or rewrite) the digest of a day")
@@ -316,9 +323,20 @@ def cmd_reindex(args: argparse.Namespace) -> int:
     config = _load(args)
     if config is None:
         return 1
+    from crawler.lock import DataLock, LockHeld
     from crawler.resources import rebuild_index
 
-    count = rebuild_index(config)
+    # The index is replaced under a running service's feet otherwise: refuse rather than wait.
+    lock = DataLock(config.data_dir, "reindex")
+    try:
+        lock.acquire()
+    except LockHeld as exc:
+        print(f"crawler reindex: {exc}", file=sys.stderr)
+        return 1
+    try:
+        count = rebuild_index(config)
+    finally:
+        lock.release()
     print(f"index rebuilt from the archive: {count} item(s)")
     return 0
 

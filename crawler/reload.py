@@ -58,7 +58,7 @@ class ConfigChanges:
                 "changed " + ", ".join(f"{name} ({', '.join(what)})" for name, what in self.changed.items())
             )
         if self.topics:
-            parts.append("topics changed")
+            parts.append("topics changed (from the next item filed; `crawler retag` re-flags the archive)")
         if self.settings:
             parts.append("settings changed (" + ", ".join(self.settings) + ")")
         if not parts:

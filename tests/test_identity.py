@@ -19,12 +19,12 @@ NOW = datetime.now(UTC)
 STORY = [
     "CARACAS — Venezuela and North Korea signed an agreement on Monday to expand cooperation in agriculture, "
     "health and education, the Venezuelan foreign ministry said in a statement.",
-    "The accord was signed in Caracas by the Venezuelan vice minister for Asia and the North Korean ambassador, "
-    "who described the relationship between both countries as one of solidarity.",
-    "Under the agreement, North Korean specialists will advise Venezuelan farmers on rice cultivation and the "
-    "two countries will exchange medical students over the next three years.",
-    "The ministry said the two governments also discussed the situation on the Korean peninsula and what they "
-    "called the interference of foreign powers in the affairs of sovereign states.",
+    "The accord was signed in Caracas by the Venezuelan vice minister for Asia and the North Korean "
+    "ambassador, who described the relationship between both countries as one of solidarity.",
+    "Under the agreement, North Korean specialists will advise Venezuelan farmers on rice cultivation and "
+    "the two countries will exchange medical students over the next three years.",
+    "The ministry said the two governments also discussed the situation on the Korean peninsula and what "
+    "they called the interference of foreign powers in the affairs of sovereign states.",
     "Venezuela is one of the few countries in the Americas to host a North Korean embassy, which opened in "
     "Caracas in 2019 after years of diplomatic contacts between the two governments.",
     "Analysts in the region said the agreement was largely symbolic, since trade between the two countries "
@@ -34,8 +34,8 @@ STORY = [
 OTHER_STORY = [
     "Pyongyang and Caracas have put their friendship on paper once more, with a cooperation deal that covers "
     "farming, medicine and schooling, according to officials who attended the ceremony.",
-    "Diplomats from both sides praised what they called a shared struggle against pressure from abroad, while "
-    "giving few details of how the programmes would be paid for.",
+    "Diplomats from both sides praised what they called a shared struggle against pressure from abroad, "
+    "while giving few details of how the programmes would be paid for.",
     "Rice growing is at the heart of the plan: experts from the Korean side are expected to spend several "
     "seasons working with cooperatives in the Venezuelan plains.",
     "Opposition politicians in Venezuela criticised the deal, saying the government should focus on the "
