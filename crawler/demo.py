@@ -62,14 +62,23 @@ def run_demo(out: Path, seeds: Path | None, config_dir: Path | None) -> int:
     return 0
 
 
+# What a demo run writes into its output folder; only these are ever removed by the next run.
+DEMO_ENTRIES = ("archive", "digests", "config", "index.sqlite3", "schedule.sqlite3", "crawler.lock")
+
+
 def _fresh_output(out: Path) -> None:
-    """Start each demo from nothing, but never delete a folder the demo did not create."""
-    if out.exists() and any(out.iterdir()) and not (out / MARKER).exists():
-        raise SystemExit(f"demo: {out} exists and is not a demo output folder; choose another --out")
-    if (out / MARKER).exists():
-        shutil.rmtree(out)
+    """Start each demo from nothing, but never delete crawler data the demo did not write.
+
+    Other files in the folder (a log, say) are left alone.
+    """
+    ours = [out / name for name in DEMO_ENTRIES if (out / name).exists()]
+    ours += list(out.glob("index.sqlite3-*")) if out.exists() else []
+    if ours and not (out / MARKER).exists():
+        raise SystemExit(f"demo: {out} holds crawler data the demo did not write; choose another --out")
+    for path in ours:
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
     out.mkdir(parents=True, exist_ok=True)
-    (out / MARKER).write_text("created by `crawler demo`; deleted and rewritten by the next demo run\n")
+    (out / MARKER).write_text("created by `crawler demo`; its files are rewritten by the next demo run\n")
 
 
 def _write_config(out: Path, feed_url: str, topics: Path | None) -> Path:

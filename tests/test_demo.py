@@ -50,9 +50,21 @@ def test_demo_round_trip(tmp_path: Path) -> None:
     assert check.stdout.strip().endswith("5 files, 0 failed")
 
 
-def test_demo_refuses_to_overwrite_a_folder_it_did_not_create(tmp_path: Path) -> None:
-    (tmp_path / "precious.txt").write_text("keep me")
+def test_demo_refuses_to_overwrite_crawler_data_it_did_not_write(tmp_path: Path) -> None:
+    (tmp_path / "archive").mkdir()
+    (tmp_path / "archive" / "precious.txt").write_text("keep me")
     result = crawler_cmd("demo", "--out", str(tmp_path))
     assert result.returncode != 0
-    assert "not a demo output folder" in result.stderr
-    assert (tmp_path / "precious.txt").read_text() == "keep me"
+    assert "holds crawler data the demo did not write" in result.stderr
+    assert (tmp_path / "archive" / "precious.txt").read_text() == "keep me"
+
+
+def test_demo_runs_in_a_folder_with_other_files_and_leaves_them(tmp_path: Path) -> None:
+    (tmp_path / ".demo.log").write_text("a log kept beside the output")
+    result = crawler_cmd("demo", "--out", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert len(list((tmp_path / "archive").rglob("*.txt"))) == 5
+    assert (tmp_path / ".demo.log").read_text() == "a log kept beside the output"
+    # A second run rewrites its own output from nothing.
+    assert crawler_cmd("demo", "--out", str(tmp_path)).returncode == 0
+    assert len(list((tmp_path / "archive").rglob("*.txt"))) == 5
