@@ -6,6 +6,7 @@ import argparse
 import logging
 import os
 import sys
+from contextlib import closing
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -234,15 +235,13 @@ def cmd_digest(args: argparse.Namespace) -> int:
     from crawler.resources import open_store, recover
 
     day = args.date.isoformat() if args.date else yesterday(datetime.now(config.tz))
-    store = open_store(config)
-    try:
+    with closing(open_store(config)) as store:
         recover(store, config.data_dir)
-        path = write_digest_for(store, config, day)
-    except DigestTemplateError as exc:
-        print(f"digest for {day}: Markdown written, HTML not: {exc}", file=sys.stderr)
-        return 1
-    finally:
-        store.close()
+        try:
+            path = write_digest_for(store, config, day)
+        except DigestTemplateError as exc:
+            print(f"digest for {day}: Markdown written, HTML not: {exc}", file=sys.stderr)
+            return 1
     print(path)
     return 0
 
@@ -255,11 +254,8 @@ def cmd_sources(args: argparse.Namespace) -> int:
     from crawler.resources import open_store
     from crawler.status import source_rows
 
-    store = open_store(config)
-    try:
+    with closing(open_store(config)) as store:
         sources_table(source_rows(config, store, datetime.now(UTC)))
-    finally:
-        store.close()
     return 0
 
 
@@ -307,12 +303,9 @@ def cmd_search(args: argparse.Namespace) -> int:
     from crawler.resources import open_store
     from crawler.search import search
 
-    store = open_store(config)
-    try:
-        since = args.since.isoformat() if args.since else None
+    since = args.since.isoformat() if args.since else None
+    with closing(open_store(config)) as store:
         hits = search(store, args.query, args.topic, since, args.limit)
-    finally:
-        store.close()
     for hit in hits:
         print(f"{hit.day}  {hit.source}  {hit.title}\n    {hit.path}\n    {hit.snippet}\n")
     print(f"{len(hits)} result(s)", file=sys.stderr)
@@ -353,12 +346,9 @@ def cmd_retag(args: argparse.Namespace) -> int:
     from crawler.retag import retag
     from crawler.topics import compile_topics
 
-    store = open_store(config)
-    try:
-        since = args.since.isoformat() if args.since else None
+    since = args.since.isoformat() if args.since else None
+    with closing(open_store(config)) as store:
         changed = retag(store, config.data_dir, compile_topics(config.topics), _source_topics(config), since)
-    finally:
-        store.close()
     print(f"{changed} item(s) re-tagged")
     return 0
 
