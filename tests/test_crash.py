@@ -83,7 +83,7 @@ def _kill_runs(site: Site, tmp_path: Path, runs: int, restart_every: int) -> Non
 
 
 def test_sigkill_at_random_moments_loses_nothing_and_files_nothing_twice(site: Site, tmp_path: Path) -> None:
-    _kill_runs(site, tmp_path, runs=20, restart_every=5)
+    _kill_runs(site, tmp_path, runs=10, restart_every=5)
 
 
 @pytest.mark.slow

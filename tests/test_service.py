@@ -12,6 +12,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
@@ -187,7 +188,20 @@ def test_schedule_persists_in_the_data_folder_and_overdue_sources_are_spread_at_
 def test_sigterm_at_random_moments_stops_in_order_and_leaves_index_and_files_in_agreement(
     site: Site, tmp_path: Path
 ) -> None:
-    """20 runs on one data folder, each stopped with SIGTERM at a random moment of its work."""
+    _sigterm_runs(site, tmp_path, runs=10)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1200)
+def test_sigterm_many_times(site: Site, tmp_path: Path) -> None:
+    _sigterm_runs(site, tmp_path, runs=50)
+
+
+def _sigterm_runs(site: Site, tmp_path: Path, runs: int) -> None:
+    """Runs on one data folder, each stopped with SIGTERM at a random moment of its work.
+
+    The first run is stopped just after its first item is filed: at least one stop finds articles under way.
+    """
     seed = int(os.environ.get("CRAWLER_TEST_SEED") or int.from_bytes(os.urandom(4), "big"))
     rng = random.Random(seed)
     feed = BigFeed(site, 60)
@@ -195,14 +209,17 @@ def test_sigterm_at_random_moments_stops_in_order_and_leaves_index_and_files_in_
     data = cfg / "data"
     times = []
     finished_after_stop = 0  # items under way at SIGTERM, filed before the process ended
-    for run in range(1, 21):
+    for run in range(1, runs + 1):
         feed.grow(6)
         where = f"run {run} (seed {seed})"
         log = tmp_path / f"run{run}.log"
         proc = start_service(cfg, log)
         try:
             wait_for_lock(data, proc)
-            time.sleep(rng.uniform(0, 3.0))
+            if run == 1:
+                wait_for(lambda log=log: ": filed " in log_text(log), 60, "the first item filed")
+            else:
+                time.sleep(rng.uniform(0, 3.0))
             code, took = stop(proc)
         finally:
             kill_group(proc)
