@@ -16,7 +16,7 @@ from conftest import CHECK_ARCHIVE, CORPORA, article_html, lorem, need_shared
 from crawler.archive import write_item
 from crawler.config import Settings
 from crawler.dedup import url_digest
-from crawler.extract import extract_article
+from crawler.extract import decode_html, extract_article
 
 URL = "https://news.example.org/world/kim-maduro"
 TITLE = "Kim meets Maduro in Caracas"
@@ -223,6 +223,121 @@ def test_http_charset_wins_over_wrong_meta() -> None:
     assert article is not None
     assert article.title == RU_TITLE
     assert article.paragraphs == tuple(RU_PARAGRAPHS)
+
+
+UNDECLARED = [  # (language, codec, title, paragraphs): pages that name no charset anywhere
+    ("ru", "cp1251", RU_TITLE, RU_PARAGRAPHS),
+    (
+        "fr",
+        "latin-1",
+        "Les négociations reprennent à Genève",
+        [
+            f"Paragraphe {i} : les délégués se sont réunis mardi à Genève pour évoquer la sécurité "
+            "régionale, "
+            "l'énergie et le commerce, après des mois d'échanges difficiles."
+            for i in range(1, 4)
+        ],
+    ),
+    (
+        "es",
+        "cp1252",
+        "Acuerdo energético en Bogotá",
+        [
+            f"Párrafo {i}: los ministros firmaron el «acuerdo» energético en Bogotá — según la cancillería, "
+            "la región andina recibirá inversión y cooperación técnica."
+            for i in range(1, 4)
+        ],
+    ),
+    (
+        "ja",
+        "shift_jis",
+        "東京で首脳会談が開かれた",
+        [
+            f"第{i}段落：両国の代表団は火曜日に東京で会談し、貿易、エネルギー、地域の安全保障について"
+            "詳しく話し合った。会談は予定より長く続いた。双方は来年も協議を続けることで合意し、共同声明を発表した。"
+            for i in range(1, 7)  # CJK packs a paragraph in few characters: enough for trafilatura's minimum
+        ],
+    ),
+    (
+        "zh",
+        "gb2312",
+        "两国代表团在北京举行会谈",
+        [
+            f"第{i}段：两国代表团星期二在北京举行会谈，详细讨论了贸易、能源和地区安全问题。"
+            "会谈持续的时间比预期的更长。双方同意明年继续协商，并发表了联合声明，表示将扩大合作。"
+            for i in range(1, 7)  # CJK packs a paragraph in few characters: enough for trafilatura's minimum
+        ],
+    ),
+    ("ru-utf8", "utf-8", RU_TITLE, RU_PARAGRAPHS),
+]
+
+
+def _undeclared(lang: str, title: str, paragraphs: list[str]) -> str:
+    html = article_html(title, paragraphs, lang=lang.split("-")[0]).replace('<meta charset="utf-8">', "")
+    assert "charset" not in html
+    return html
+
+
+@pytest.mark.parametrize("content_type", [None, "text/html"])
+@pytest.mark.parametrize(
+    ("lang", "codec", "title", "paragraphs"), UNDECLARED, ids=[f"{u[0]}-{u[1]}" for u in UNDECLARED]
+)
+def test_page_without_any_charset_is_decoded_right(
+    content_type: str | None, lang: str, codec: str, title: str, paragraphs: list[str]
+) -> None:
+    # Neither the HTTP header nor a <meta> names the charset: read as UTF-8, these would be full of U+FFFD.
+    body = _undeclared(lang, title, paragraphs).encode(codec)
+    article = extract_article(body, URL, content_type)
+    assert article is not None
+    assert "\ufffd" not in article.text
+    assert article.title == title
+    assert article.paragraphs == tuple(paragraphs)
+
+
+def test_utf8_bytes_under_a_legacy_meta_are_read_as_utf8() -> None:
+    # A page transcoded to UTF-8 (by a CMS, a proxy, an archive) that kept its old <meta charset=GB2312>.
+    title, paragraphs = UNDECLARED[4][2], UNDECLARED[4][3]
+    html = _undeclared("zh", title, paragraphs).replace("<head>", '<head><meta charset="GB2312">')
+    article = extract_article(html.encode("utf-8"), URL, "text/html")
+    assert article is not None
+    assert article.title == title and article.paragraphs == tuple(paragraphs)
+
+
+def test_utf8_page_with_a_stray_byte_stays_utf8() -> None:
+    # One byte of another encoding pasted into an undeclared UTF-8 page must not turn the page into mojibake.
+    html = _undeclared("ru", RU_TITLE, RU_PARAGRAPHS).encode("utf-8")
+    broken = html.replace(b"</footer>", b" \xe9</footer>")
+    article = extract_article(broken, URL)
+    assert article is not None
+    assert article.title == RU_TITLE and article.paragraphs == tuple(RU_PARAGRAPHS)
+
+
+def test_a_prefix_cut_inside_a_character_is_still_utf8() -> None:
+    # The not-an-article check decodes a bounded prefix of the page, which may end inside a character.
+    html = _undeclared("ru", RU_TITLE, RU_PARAGRAPHS).encode("utf-8")
+    cut = html.index("Абзац 2".encode()) + 1  # inside the two-byte "А"
+    text = decode_html(html[:cut])
+    assert "Абзац 1" in text and "\ufffd" not in text[:-1]
+
+
+def test_seven_bit_charset_is_taken_from_its_declaration() -> None:
+    # ISO-2022-JP is all ASCII bytes: only the declaration tells it from ASCII.
+    title, paragraphs = UNDECLARED[3][2], UNDECLARED[3][3]
+    html = _undeclared("ja", title, paragraphs).replace("<head>", '<head><meta charset="iso-2022-jp">')
+    body = html.encode("iso-2022-jp")
+    assert body.isascii()
+    article = extract_article(body, URL)
+    assert article is not None
+    assert article.title == title and article.paragraphs == tuple(paragraphs)
+
+
+def test_utf8_bom_decides() -> None:
+    html = article_html(RU_TITLE, RU_PARAGRAPHS, lang="ru").replace(
+        '<meta charset="utf-8">', '<meta charset="koi8-r">'
+    )
+    article = extract_article(b"\xef\xbb\xbf" + html.encode("utf-8"), URL, "text/html; charset=windows-1251")
+    assert article is not None
+    assert article.title == RU_TITLE and article.paragraphs == tuple(RU_PARAGRAPHS)
 
 
 def test_extraction_has_no_memory_between_pages() -> None:
