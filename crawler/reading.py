@@ -11,18 +11,21 @@ auto     the home page: the feed it advertises, once found, is read as a feed fr
 from __future__ import annotations
 
 import hashlib
+import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from crawler.config import Source
 from crawler.discover import discover_feed
-from crawler.feeds import FeedError, parse_feed
+from crawler.feeds import MAX_FEED_ENTRIES, FeedError, read_feed
 from crawler.health import failure_weight, feed_ttl, server_hint
 from crawler.listing import ListingError, parse_listing
 from crawler.models import FeedItem, FetchResult
 from crawler.resources import Resources
 from crawler.sitemaps import SitemapError, parse_sitemap
+
+log = logging.getLogger(__name__)
 
 # A sitemap index can list thousands of sitemaps; the newest few hold what is new.
 MAX_CHILD_SITEMAPS = 5
@@ -43,11 +46,11 @@ class SourceRead:
 
 async def read_source(res: Resources, source: Source, state: dict[str, Any]) -> SourceRead:
     if source.kind == "feed":
-        return await _read_feed(res, source.url, state)
+        return await _read_feed(res, source.name, source.url, state)
     if source.kind == "sitemap":
         return await _read_sitemap(res, source)
     if source.kind == "auto" and state.get("discovered"):
-        read = await _read_feed(res, state["discovered"], state)
+        read = await _read_feed(res, source.name, state["discovered"], state)
         read.discovered = None if read.error else state["discovered"]  # rediscover once it breaks
         return read
     page = await res.fetcher.fetch(source.url, obey_robots=source.robots)
@@ -58,7 +61,7 @@ async def read_source(res: Resources, source: Source, state: dict[str, Any]) -> 
     if source.kind == "auto":
         feed_url = await res.workers.run(discover_feed, page.body, page.url, ctype)
         if feed_url:
-            read = await _read_feed(res, feed_url, {})
+            read = await _read_feed(res, source.name, feed_url, {})
             read.discovered = None if read.error else feed_url
             return read
     try:
@@ -68,7 +71,7 @@ async def read_source(res: Resources, source: Source, state: dict[str, Any]) -> 
     return _done(page, items)
 
 
-async def _read_feed(res: Resources, url: str, state: dict[str, Any]) -> SourceRead:
+async def _read_feed(res: Resources, name: str, url: str, state: dict[str, Any]) -> SourceRead:
     # The feed is not subject to robots.txt: subscribing to it is what a feed reader is for.
     headers = {}
     if state.get("url") in (None, url) and state.get("etag"):
@@ -85,10 +88,19 @@ async def _read_feed(res: Resources, url: str, state: dict[str, Any]) -> SourceR
     if digest == state.get("body_sha256"):
         return _done(result, [], unchanged=True)
     try:
-        items = await res.workers.run(parse_feed, result.body, result.url, result.headers)
+        feed = await res.workers.run(read_feed, result.body, result.url, result.headers)
     except FeedError as exc:
         return SourceRead(error=str(exc), weight=1.0, status=result.status)
-    read = _done(result, items, ttl=feed_ttl(result.body))
+    if feed.listed > len(feed.items):
+        log.warning(
+            "%s: the feed lists %d entries: took the %d newest (at most %d per poll), left %d",
+            name,
+            feed.listed,
+            len(feed.items),
+            MAX_FEED_ENTRIES,
+            feed.listed - len(feed.items),
+        )
+    read = _done(result, feed.items, ttl=feed_ttl(result.body))
     read.validators["body_sha256"] = digest
     return read
 
