@@ -80,9 +80,10 @@ def memory() -> dict[str, int]:
     }
 
 
-def cpu() -> float:
+def cpu() -> tuple[float, float]:
+    """CPU seconds so far of this process and of its worker processes."""
     me = os.getpid()
-    return cpu_seconds(me) + sum(cpu_seconds(k) for k in children(me))
+    return cpu_seconds(me), sum(cpu_seconds(k) for k in children(me))
 
 
 async def warm(res: Resources) -> dict[str, Any]:
@@ -101,11 +102,13 @@ async def poll_all(res: Resources) -> dict[str, Any]:
         *(poll_source(res, s) for s in res.config.sources if s.enabled)
     )
     wall = time.perf_counter() - began
-    used = cpu() - cpu0
+    main, workers = (b - a for a, b in zip(cpu0, cpu(), strict=True))
     last_file = max((p.stat().st_mtime for p in archive.glob("*/*.json")), default=wall0)
     return {
         "wall_s": wall,
-        "cpu_s": used,
+        "cpu_s": main + workers,
+        "cpu_main_s": main,
+        "cpu_workers_s": workers,
         "to_last_file_s": max(0.0, last_file - wall0),
         "new": sum(r.new for r in reports),
         "duplicate": sum(r.duplicate for r in reports),

@@ -113,8 +113,12 @@ class Child:
 
     def __init__(self, config_dir: Path, log: Path):
         self.log = log
+        # CRAWLER_BENCH_PROFILE=FILE records the crawler process and its workers with py-spy (installed
+        # by hand: it is not a dependency), as collapsed stacks for flame graphs or grep.
+        profile = os.environ.get("CRAWLER_BENCH_PROFILE")
+        prefix = ["py-spy", "record", "-r", "250", "--gil", "-f", "raw", "-o", profile, "--"]
         self.proc = subprocess.Popen(
-            [sys.executable, str(HERE / "crawl_child.py"), str(config_dir)],
+            [*(prefix if profile else []), sys.executable, str(HERE / "crawl_child.py"), str(config_dir)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=log.open("w"),
@@ -125,8 +129,10 @@ class Child:
         assert self.proc.stdin is not None and self.proc.stdout is not None
         self.proc.stdin.write(command + "\n")
         self.proc.stdin.flush()
-        ready, _, _ = select.select([self.proc.stdout], [], [], ANSWER_TIMEOUT)
-        line = self.proc.stdout.readline() if ready else ""
+        line = " "
+        while line and not line.startswith("{"):  # a profiler's own lines (py-spy) are skipped
+            ready, _, _ = select.select([self.proc.stdout], [], [], ANSWER_TIMEOUT)
+            line = self.proc.stdout.readline() if ready else ""
         if not line:
             self.close()
             tail = self.log.read_text(errors="replace")[-3000:]
@@ -295,6 +301,7 @@ def summarise(
             "pages": len(pages), "filed": filed, "failed": first["failed"], "duplicate": first["duplicate"],
             "wall_s": first["wall_s"], "to_last_file_s": first["to_last_file_s"],
             "filed_per_s": filed / wall, "pages_per_s": len(pages) / wall, "cpu_s": first["cpu_s"],
+            "cpu_main_s": first["cpu_main_s"], "cpu_workers_s": first["cpu_workers_s"],
             "requests": first["requests"], "failures": first["failures"], "errors": first["errors"],
         },
         "b_bare_extraction": {
@@ -334,6 +341,8 @@ def print_table(console: Console, r: dict[str, Any]) -> None:
     t.add_row("a/b", "ratio (target >= 0.9)", f"{r['ratio_end_to_end_vs_bare']:.3f}")
     if r["ratio_cpu_bare_vs_end_to_end"]:
         t.add_row("a/b", "CPU: bare / end to end", f"{r['ratio_cpu_bare_vs_end_to_end']:.3f}")
+        cpu = f"{a['cpu_main_s']:.1f} + {a['cpu_workers_s']:.1f} (bare {b['cpu_s']:.1f})"
+        t.add_row("a", "CPU s: crawler + workers", cpu)
     t.add_row("c", "re-poll wall time", f"{c['wall_s']:.2f} s")
     t.add_row("c", "re-poll requests", ", ".join(f"{k}: {n}" for k, n in c["requests"].items()))
     t.add_row("c", "article fetches (must be 0)", str(c["article_fetches"]))
