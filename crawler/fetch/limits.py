@@ -72,9 +72,11 @@ class BodyLimit:
         crawler.signals.connect(ext.bytes_received, signal=signals.bytes_received)
         return ext
 
-    def headers_received(self, headers: Any, body_length: int, request: Request, **kwargs: Any) -> None:
+    def headers_received(self, headers: Any, body_length: Any, request: Request, **kwargs: Any) -> None:
         request.meta[self.RECEIVED] = 0  # meta is copied to a redirect's request: count each response afresh
-        if self.max_bytes and body_length > self.max_bytes:
+        # Without a Content-Length, Twisted gives its UNKNOWN_LENGTH marker (a string), not a number: such a
+        # body is measured as it streams, in bytes_received.
+        if self.max_bytes and isinstance(body_length, int) and body_length > self.max_bytes:
             request.meta[OVER_LIMIT] = body_length
 
     def bytes_received(self, data: bytes, request: Request, **kwargs: Any) -> None:
