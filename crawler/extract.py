@@ -34,6 +34,13 @@ _INVISIBLE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b-\u200d\u206
 _SPACES = re.compile(r"\s+")
 # A page is UTF-8 with a few broken bytes when its valid non-ASCII characters outnumber the breaks this much.
 _UTF8_MAJORITY = 20
+_WORD = re.compile(r"\w+")
+# Link blocks: at most this long (a related-story teaser; a paragraph of prose is longer), made of link texts
+# of at least _MIN_LINK_TEXT characters, with at most this share of their words outside them.
+_MAX_LINK_BLOCK = 300
+_MIN_LINK_TEXT = 4
+_LINK_REST = 0.2
+_URLISH = re.compile(r"(?:https?://|www\.)\S+$", re.IGNORECASE)
 
 
 def decode_html(body: bytes, content_type: str | None = None) -> str:
@@ -107,6 +114,7 @@ def extract_article(
     # Read what we need from the page before trafilatura, which prunes the tree it is given.
     language = _language(tree)
     canonical = _canonical(tree)
+    links = _link_texts(tree)
     doc = trafilatura.bare_extraction(
         tree,
         url=url,
@@ -118,7 +126,7 @@ def extract_article(
     if not isinstance(doc, Document) or not doc.text:
         return None
     title = clean_line(doc.title or fallback_title or "")
-    paragraphs = _paragraphs(doc.text, title)
+    paragraphs = _paragraphs(doc.text, title, links)
     if not paragraphs:
         return None
     if not title:
@@ -132,7 +140,7 @@ def extract_article(
     )
 
 
-def _paragraphs(text: str, title: str) -> list[str]:
+def _paragraphs(text: str, title: str, links: frozenset[str] = frozenset()) -> list[str]:
     # trafilatura's txt output puts each block (paragraph, heading, list item) on its own line.
     out: list[str] = []
     for raw in text.split("\n"):
@@ -141,8 +149,40 @@ def _paragraphs(text: str, title: str) -> list[str]:
             continue
         if not out and line == title:
             continue  # many pages repeat the headline as the first block
+        if _is_link_block(line, links):
+            continue
         out.append(line)
     return out
+
+
+def _link_texts(tree: lxml_html.HtmlElement) -> frozenset[str]:
+    """The texts of the page's links, as clean lines, longest first for _is_link_block."""
+    texts = set()
+    for a in tree.iter("a"):
+        href = (a.get("href") or "").strip()
+        if href.startswith("#"):
+            continue  # a table of contents: its links repeat the article's own subheadings
+        text = clean_line(a.text_content())
+        if len(text) >= _MIN_LINK_TEXT and not _URLISH.match(text):
+            texts.add(text)  # a link showing its URL is a reference the article gives, not navigation
+    return frozenset(texts)
+
+
+def _is_link_block(line: str, links: frozenset[str]) -> bool:
+    """A block made of link texts only: a related story ("Kicker Headline"), a teaser list item, a menu.
+
+    Prose carries links too, but inline: its words are mostly outside them. A block whose words are nearly
+    all inside the page's links is navigation to other pages, whatever its language.
+    """
+    if len(line) > _MAX_LINK_BLOCK or not links:
+        return False
+    words = len(_WORD.findall(line))
+    if not words:
+        return False
+    rest = line
+    for anchor in sorted((a for a in links if a in line), key=len, reverse=True):
+        rest = rest.replace(anchor, " ")
+    return len(_WORD.findall(rest)) <= _LINK_REST * words
 
 
 def _shorten(title: str) -> str:

@@ -774,6 +774,8 @@ _ADDRESS = _phrases(
         r"(usted|ustedes|tu|tus|por favor|su (navegador|dispositivo|red|conexion|direccion|ip|pais))",
         r"(nosotros|nuestro|nuestra|nuestros|nuestras|utilizamos|usamos|hemos)",
         r"(voce|voces|seu|sua|por favor|nos|nosso|nossa|nossos|nossas)",
+        # imperatives: "Verifique o endereco digitado", "Intente de nuevo" (es and pt forms)
+        r"(verifique|tente|intente|compruebe|clique|haga clic)",
         r"(вы|вас|вам|ваш|ваша|ваше|ваши|вашего|вашей|пожалуйста|мы|наш|наша|наше|наши|нам)",
         r"(vous|votre|vos|veuillez|nous|notre|nos)",
         r"(bitte|ihr|ihre|ihrem|ihren|ihrer|ihres|wir|uns|unser|unsere|unseren|unserer)",

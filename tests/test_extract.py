@@ -187,6 +187,37 @@ def test_navigation_page_is_below_the_article_minimum(html: str) -> None:
     assert article is None or len(article.body) < Settings().min_chars
 
 
+def test_link_blocks_are_not_article_text() -> None:
+    # Teasers of other stories sit among the paragraphs, made of link text only; prose with inline links and
+    # a reference shown as its URL stay.
+    paragraphs = lorem("Caracas", 4)
+    inline = (
+        'The <a href="/report">ministry\'s report</a> says the talks in Caracas went on until late on '
+        "Tuesday evening, and both delegations agreed to meet again next month."
+    )
+    body = (
+        f"<p>{paragraphs[0]}</p><p>{inline}</p>"
+        '<p><a href="/other/1">Ports <b>Harbour strike ends after three weeks of talks</b></a></p>'
+        f"<p>{paragraphs[1]}</p><p>{paragraphs[2]}</p>"
+        '<p><a href="https://example.org/source-document">https://example.org/source-document</a></p>'
+        f"<p>{paragraphs[3]}</p>"
+        '<ul><li><a href="/other/2">Drought hits the grain harvest in the south</a></li>'
+        '<li><a href="/other/3">Railway workers vote on a new wage offer</a></li></ul>'
+    )
+    html = article_html(TITLE, ["PLACEHOLDER"]).replace("<p>PLACEHOLDER</p>", body)
+    article = extract_article(html.encode("utf-8"), URL)
+    assert article is not None
+    inline_text = "The ministry's report says the talks in Caracas went on until late on Tuesday evening, "
+    assert article.paragraphs == (
+        paragraphs[0],
+        inline_text + "and both delegations agreed to meet again next month.",
+        paragraphs[1],
+        paragraphs[2],
+        "https://example.org/source-document",
+        paragraphs[3],
+    )
+
+
 # -- encodings ----------------------------------------------------------------------------------------------
 
 RU_TITLE = "Пхеньян и Каракас подписали соглашение"
