@@ -40,6 +40,43 @@ _WORD = re.compile(r"\w+")
 _MAX_LINK_BLOCK = 300
 _MIN_LINK_TEXT = 4
 _LINK_REST = 0.2
+# Furniture, in the languages of the sources (en, de, fr, es, pt, it, ru, nl, nordic, ko, ja): a block that is
+# only a label; a block that starts as a pointer to other stories; a block with a prompt or a credit in it.
+_MAX_FURNITURE = 300
+_FURNITURE_LINE = re.compile(
+    r"(?:advertisement|advertising|anzeige|werbung|publicité|publicidad|pubblicità|publicidade|reklame"
+    r"|annonse|annons|advertentie|реклама|sponsored|passer la publicité|story continues below"
+    r"|advertisement\s*\d*\s*story continues below.*|article content"
+    r"|comments?|kommentare|commentaires|comentarios|comentários|commenti|комментарии"
+    r"|share( this)?( article| story| post)?|teilen|partager|compartir|partilhar|condividi|поделиться"
+    r"|print( article)?|order reprints|sorry|thank you|thanks for signing up|don'?t miss|explore further"
+    r"|more|auch interessant|mehr zum thema|das könnte sie auch interessieren|you may also like"
+    r"|(most|more) (read|popular)( in [\w ]+)?|related( stories| articles| posts)?|read more|mehr lesen"
+    r"|lire (aussi|plus)|à lire aussi|leer más|lee también|leia (também|mais)|leggi anche|читайте также)"
+    r"[\s:.!…|]*",
+    re.IGNORECASE,
+)
+_FURNITURE_START = re.compile(
+    r"(?:read more|see more|read also|also read|related( post| story| article)?|also|more|watch"
+    r"|lesen sie (auch|mehr|hier)|mehr (zum thema|dazu)|siehe auch|à lire aussi|lire aussi|voir aussi"
+    r"|lee también|leer más|ver también|leia também|veja também|leggi anche|leggi anche su|читайте также"
+    r"|les også|læs også|läs också|lees ook)\s*:",
+    re.IGNORECASE,
+)
+_FURNITURE_IN = re.compile(
+    r"(?:\b(sign up|subscribe|register)\b.{0,60}\bnewsletters?\b"
+    r"|\bnewsletters?\b.{0,40}\b(abonnieren|anmelden)|(inscrivez-vous|abonnez-vous).{0,60}newsletter"
+    r"|(suscríbete|suscribete|regístrate).{0,60}(boletín|newsletter)"
+    r"|\b(in|to) your inbox\b|thanks for signing up|error processing your subscription"
+    r"|^click here\b|\bclick here to (subscribe|get|download|sign up|read)|^klicken sie hier"
+    r"|^follow (us|[@\w]+( [\w]+)?) on (twitter|facebook|instagram|x|linkedin|youtube)"
+    r"|for your personal,? non-commercial use only|^fehler gefunden|an error has occurred"
+    r"|^copyright\b|^©|\ball rights reserved|alle rechte vorbehalten|tous droits réservés"
+    r"|todos los derechos reservados|무단전재|無断転載"
+    r"|^(photo|foto|bild|image|picture|credit|photograph|fotó|zdjęcie)s?\s*:"
+    r"|\b(photo|foto|bild|credit|fotó)s?\s*:\s*[^.:]{1,60}$|\(credit:|getty images\)?$|^(photos?|fotos?) ©)",
+    re.IGNORECASE,
+)
 _URLISH = re.compile(r"(?:https?://|www\.)\S+$", re.IGNORECASE)
 
 
@@ -149,10 +186,18 @@ def _paragraphs(text: str, title: str, links: frozenset[str] = frozenset()) -> l
             continue
         if not out and line == title:
             continue  # many pages repeat the headline as the first block
-        if _is_link_block(line, links):
+        if _is_link_block(line, links) or _is_boilerplate(line):
             continue
         out.append(line)
     return out
+
+
+def _is_boilerplate(line: str) -> bool:
+    """Page furniture that trafilatura lets through: ad markers, newsletter and share prompts, "Read more"
+    pointers, photo credits, copyright lines. Only short blocks: a paragraph of prose is never furniture."""
+    if len(line) > _MAX_FURNITURE:
+        return False
+    return bool(_FURNITURE_LINE.fullmatch(line) or _FURNITURE_START.match(line) or _FURNITURE_IN.search(line))
 
 
 def _link_texts(tree: lxml_html.HtmlElement) -> frozenset[str]:

@@ -218,6 +218,45 @@ def test_link_blocks_are_not_article_text() -> None:
     )
 
 
+FURNITURE = [
+    "Advertisement",
+    "Story continues below",
+    "Sign up for our Morning Briefing newsletter",
+    "Get the day's top headlines delivered to your inbox every morning.",
+    "Read more: Harbour strike ends after three weeks",
+    "Lesen Sie auch: Streik im Hafen beendet",
+    "À lire aussi : La grève du port est terminée",
+    "Читайте также",
+    "Share this article",
+    "Photo: Juan Pérez/Reuters",
+    "The minister arrives in Caracas on Tuesday. Foto: dpa",
+    "STR/AFP via Getty Images",
+    "Copyright © 2024 Test News. All rights reserved.",
+]
+
+
+def test_page_furniture_lines_are_dropped() -> None:
+    paragraphs = lorem("Havana", 3)
+    # Prose that mentions the same words stays: a newsletter, a photo, reading more.
+    prose = (
+        "The ministry said it would publish a weekly newsletter on the talks, and a photo of the signing was "
+        "shared widely; officials urged citizens to read more about the agreement before the vote next month."
+    )
+    blocks = [
+        paragraphs[0],
+        FURNITURE[0],
+        prose,
+        *FURNITURE[1:7],
+        paragraphs[1],
+        *FURNITURE[7:],
+        paragraphs[2],
+    ]
+    html = article_html(TITLE, blocks)
+    article = extract_article(html.encode("utf-8"), URL)
+    assert article is not None
+    assert article.paragraphs == (paragraphs[0], prose, paragraphs[1], paragraphs[2])
+
+
 # -- encodings ----------------------------------------------------------------------------------------------
 
 RU_TITLE = "Пхеньян и Каракас подписали соглашение"
