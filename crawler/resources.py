@@ -14,16 +14,21 @@ from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from crawler import dedup
 from crawler.archive import reconcile
 from crawler.config import Config
-from crawler.fetch import Fetcher
 from crawler.models import FetchResult
 from crawler.store import Store
 from crawler.topics import TopicMatcher, compile_topics
 from crawler.workers import Workers
+
+if TYPE_CHECKING:
+    # Imported when the downloader starts (open_resources), not with this module: the worker processes
+    # import the pipeline to run its CPU stages, and Scrapy and Twisted would cost each of them ~45 MiB and a
+    # second of start-up for nothing.
+    from crawler.fetch import Fetcher
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -97,9 +102,15 @@ class Resources:
     matcher: TopicMatcher  # replaced by a reload that changes topics; read for each article filed
     activity: Activity = field(default_factory=Activity)
 
+    _data_dir: tuple[Config, Path] | None = field(default=None, init=False, repr=False, compare=False)
+
     @property
     def data_dir(self) -> Path:
-        return self.config.data_dir
+        # Config.data_dir resolves the path on disk (a system call per component) and filing asks for it
+        # several times per article: resolved once per config (a reload replaces the config).
+        if self._data_dir is None or self._data_dir[0] is not self.config:
+            self._data_dir = (self.config, self.config.data_dir)
+        return self._data_dir[1]
 
     def today(self) -> str:
         return datetime.now(self.config.tz).date().isoformat()
@@ -165,6 +176,8 @@ def rebuild_index(config: Config) -> int:
 
 @asynccontextmanager
 async def open_resources(config: Config) -> AsyncIterator[Resources]:
+    from crawler.fetch import Fetcher
+
     config.data_dir.mkdir(parents=True, exist_ok=True)
     store = open_store(config)
     recover(store, config.data_dir)
