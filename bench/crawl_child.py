@@ -5,7 +5,7 @@ Usage: python bench/crawl_child.py CONFIG_DIR   (driven over stdin/stdout by pip
 It opens the crawler's resources once, through the public entry points (crawler.runtime, open_resources,
 poll_source), then answers one command per stdin line with one JSON line on stdout:
 
-    warm   run the not-an-article extraction on a small page in every worker (spawn and imports done)
+    warm   run the extraction step on a small page in every worker (spawn, imports, topic rules compiled)
     poll   poll every source concurrently, as `crawler poll` does; report counts, wall and CPU time, RSS
     quit   close the resources and exit
 """
@@ -23,7 +23,8 @@ from typing import Any, TextIO
 
 from crawler import runtime
 from crawler.config import load_config
-from crawler.pipeline import PollReport, extract_checked, poll_source
+from crawler.filing import topic_rules
+from crawler.pipeline import PollReport, extract_for_filing, poll_source
 from crawler.resources import Resources, open_resources
 from crawler.workers import pool_size
 
@@ -87,10 +88,10 @@ def cpu() -> tuple[float, float]:
 
 
 async def warm(res: Resources) -> dict[str, Any]:
-    jobs = [
-        res.workers.run(extract_checked, WARM_PAGE, "http://127.0.0.1/warm", "text/html", None, 200, 10)
-        for _ in range(2 * pool_size())
-    ]
+    # Also compiles the topic rules in each worker, as the first article of a service does.
+    rules = topic_rules(res.config.topics)
+    args = (WARM_PAGE, "http://127.0.0.1/warm", "text/html", None, 200, 10, rules, ())
+    jobs = [res.workers.run(extract_for_filing, *args) for _ in range(2 * pool_size())]
     await asyncio.gather(*jobs)
     return {"pool_size": pool_size(), **memory()}
 

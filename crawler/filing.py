@@ -7,9 +7,11 @@ of a story arriving together are filed once). Duplicates are not filed but recor
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
-from collections.abc import Mapping
+import pickle
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any, Literal
@@ -17,10 +19,10 @@ from typing import Any, Literal
 from crawler import dedup
 from crawler.archive import write_item, write_text_atomic
 from crawler.config import Source
-from crawler.models import Article, FeedItem
+from crawler.models import Article, FeedItem, Flags
 from crawler.resources import Resources
 from crawler.store import Store, utcnow
-from crawler.topics import flag_topics
+from crawler.topics import TopicDef, TopicMatcher, compile_topics, flag_topics
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +36,20 @@ Outcome = tuple[Literal["new", "duplicate", "known"], str]
 
 
 @dataclass(frozen=True, slots=True)
+class Prepared:
+    """What filing needs that depends on the article alone: its content hash, its Simhash and its topics.
+
+    Computed in a worker process (see prepare), not on the writer thread: these are the costly part of
+    filing (a few milliseconds of CPU per article for the topics, as much for the Simhash), and on the writer
+    thread they would run one article at a time, holding the GIL the downloads need.
+    """
+
+    content_sha256: str
+    simhash: int
+    flags: Flags
+
+
+@dataclass(frozen=True, slots=True)
 class Candidate:
     """An article ready to file, with everything known about where it came from."""
 
@@ -44,12 +60,55 @@ class Candidate:
     keys: list[str]
     published: str | None
     revision_of: int | None = None  # the item this may update
+    prepared: Prepared | None = None  # None: computed while filing
+
+
+@dataclass(frozen=True, slots=True)
+class TopicRules:
+    """The topic definitions as sent to a worker process: pickled once here, compiled once per worker.
+
+    A compiled TopicMatcher is slow to pickle and unpickle (its patterns are compiled again on arrival); the
+    definitions are small, and the key lets a worker reuse the matcher it compiled for the same rules.
+    """
+
+    key: str
+    blob: bytes
+
+    def matcher(self) -> TopicMatcher:
+        found = _COMPILED.get(self.key)
+        if found is None:
+            _COMPILED.clear()  # rules change rarely (a config reload): keep only the current ones
+            found = _COMPILED[self.key] = compile_topics(pickle.loads(self.blob))
+        return found
+
+
+_COMPILED: dict[str, TopicMatcher] = {}  # in a worker process: key -> matcher
+_RULES: list[tuple[Mapping[str, TopicDef], TopicRules]] = []  # in the service: the rules last sent
+
+
+def topic_rules(topics: Mapping[str, TopicDef]) -> TopicRules:
+    """The rules to send with each article, pickled once per config (a reload brings a new mapping)."""
+    if _RULES and _RULES[0][0] is topics:
+        return _RULES[0][1]
+    blob = pickle.dumps(dict(topics))
+    rules = TopicRules(hashlib.sha256(blob).hexdigest(), blob)
+    _RULES[:] = [(topics, rules)]
+    return rules
+
+
+def prepare(article: Article, rules: TopicRules, source_topics: Sequence[str]) -> Prepared:
+    """The article-only part of filing, for a worker process."""
+    return Prepared(
+        dedup.content_hash(article),
+        dedup.fingerprint(article.body),
+        flag_topics(article.title, article.body, rules.matcher(), source_topics),
+    )
 
 
 def file_article(res: Resources, c: Candidate) -> Outcome:
     store = res.store
-    sha = dedup.content_hash(c.article)
-    fp = dedup.fingerprint(c.article.body)
+    sha = c.prepared.content_sha256 if c.prepared else dedup.content_hash(c.article)
+    fp = c.prepared.simhash if c.prepared else dedup.fingerprint(c.article.body)
     previous = None
     if c.revision_of is not None:
         previous = store.item_path(c.revision_of)
@@ -61,7 +120,10 @@ def file_article(res: Resources, c: Candidate) -> Outcome:
         if existing is not None:
             record_duplicate(res, existing, c.source.name, c.url, c.keys)
             return "duplicate", c.url
-    flags = flag_topics(c.article.title, c.article.body, res.matcher, c.source.topics)
+    if c.prepared is not None:
+        flags = c.prepared.flags
+    else:
+        flags = flag_topics(c.article.title, c.article.body, res.matcher, c.source.topics)
     day = res.today()
     sidecar: dict[str, Any] = {
         "url": c.url,

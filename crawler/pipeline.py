@@ -13,20 +13,30 @@ import logging
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from crawler import dedup
 from crawler.config import Source
 from crawler.extract import decode_html, extract_article
-from crawler.filing import Candidate, file_article, record_duplicate
+from crawler.filing import (
+    Candidate,
+    Prepared,
+    TopicRules,
+    file_article,
+    prepare,
+    record_duplicate,
+    topic_rules,
+)
 from crawler.filing import index_row as index_row  # re-exported for older callers
 from crawler.health import adaptive_interval, next_poll
 from crawler.metrics import METRICS
 from crawler.models import Article, FeedItem, FetchResult
 from crawler.quality import not_an_article
-from crawler.reading import SourceRead, read_source
 from crawler.resources import Resources
 from crawler.store import PollRow
+
+if TYPE_CHECKING:
+    from crawler.reading import SourceRead
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +70,10 @@ QUALITY_PREFIX = 200_000
 
 
 async def poll_source(res: Resources, source: Source) -> PollReport:
+    # Imported here, not with the module: worker processes import this module for extract_for_filing, and
+    # the readers bring Scrapy along (sitemaps), which a worker has no use for.
+    from crawler.reading import read_source
+
     report = PollReport(source.name)
     state = await res.write(_current_state, res, source)
     read = await read_source(res, source, state)
@@ -208,14 +222,16 @@ async def _file_entry(
             await res.write(res.store.remember, keys, "rejected", source.name)
         return "failed", f"{entry.url}: {problem}"
     began = time.perf_counter()
-    article, reason = await res.workers.run(
-        extract_checked,
+    article, reason, prepared = await res.workers.run(
+        extract_for_filing,
         page.body,
         page.url,
         page.headers.get("content-type"),
         entry.title,
         page.status,
         res.config.settings.min_chars,
+        topic_rules(res.config.topics),
+        tuple(source.topics),
     )
     METRICS.extraction_time(time.perf_counter() - began)
 
@@ -229,7 +245,7 @@ async def _file_entry(
         await res.write(res.store.remember, keys, "old", source.name)
         return "old", entry.url
     keys += dedup.article_keys(page.url, article)
-    candidate = Candidate(source, entry, page.url, article, keys, published, revision_of)
+    candidate = Candidate(source, entry, page.url, article, keys, published, revision_of, prepared)
     return await res.write(file_article, res, candidate)
 
 
@@ -240,6 +256,27 @@ def extract_checked(
     article = extract_article(body, url, content_type, title)
     html = decode_html(body[:QUALITY_PREFIX], content_type)
     return article, not_an_article(article, html, status, min_chars)
+
+
+def extract_for_filing(
+    body: bytes,
+    url: str,
+    content_type: str | None,
+    title: str | None,
+    status: int,
+    min_chars: int,
+    rules: TopicRules,
+    source_topics: tuple[str, ...],
+) -> tuple[Article | None, str | None, Prepared | None]:
+    """extract_checked, then the article-only part of filing (hash, Simhash, topics), in one worker call.
+
+    The service process keeps only what must be serial (the duplicate checks against the index, the files,
+    the index), so it does not become the bottleneck as the worker pool grows with the cores.
+    """
+    article, reason = extract_checked(body, url, content_type, title, status, min_chars)
+    if article is None or reason:
+        return article, reason, None
+    return article, reason, prepare(article, rules, source_topics)
 
 
 def _published(entry: FeedItem, article: Article) -> str | None:
