@@ -37,17 +37,32 @@ def write_item(data_dir: Path, day: str, digest16: str, text: str, sidecar: dict
     """Write one item under the day's folder with the next free sequence number. Single writer only."""
     folder = archive_dir(data_dir) / day
     folder.mkdir(parents=True, exist_ok=True)
-    stem = f"{next_sequence(folder):03d}_{digest16}"
+    sequence = next_sequence(folder)
+    stem = f"{sequence:03d}_{digest16}"
     text_path, side_path = folder / f"{stem}.txt", folder / f"{stem}.json"
     side = json.dumps(sidecar, ensure_ascii=False, indent=2, sort_keys=False) + "\n"
     _write_atomic(text_path, text.encode("utf-8"))
     _write_atomic(side_path, side.encode("utf-8"))
     _fsync_dir(folder)
+    _LAST[folder] = (sequence, os.stat(folder).st_mtime_ns)
     return Filed(text_path, side_path, str(text_path.relative_to(data_dir)))
+
+
+# The last sequence this process wrote per day folder, with the folder's modification time just after. Listing
+# the folder for every item would make filing slower as a busy day fills up (thousands of files); the listing
+# is done again whenever anything else changed the folder since (its mtime moved).
+_LAST: dict[Path, tuple[int, int]] = {}
 
 
 def next_sequence(folder: Path) -> int:
     """One more than the highest sequence in the folder (files on disk are the truth, not the index)."""
+    last = _LAST.get(folder)
+    if last is not None:
+        try:
+            if os.stat(folder).st_mtime_ns == last[1]:
+                return last[0] + 1
+        except OSError:
+            pass
     highest = 0
     for name in os.listdir(folder):
         match = _NAME.match(name.removesuffix(TMP_SUFFIX))
