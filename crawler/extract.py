@@ -77,6 +77,11 @@ _FURNITURE_IN = re.compile(
     r"|\b(photo|foto|bild|credit|fotó)s?\s*:\s*[^.:]{1,60}$|\(credit:|getty images\)?$|^(photos?|fotos?) ©)",
     re.IGNORECASE,
 )
+# The fast pass is retried with the full cascade below this many characters, and the full result is taken
+# when it is this many times longer.
+_SHORT_FAST = 2000
+_FULL_OVER_FAST = 5
+_TINY = 300
 _URLISH = re.compile(r"(?:https?://|www\.)\S+$", re.IGNORECASE)
 
 
@@ -152,15 +157,15 @@ def extract_article(
     language = _language(tree)
     canonical = _canonical(tree)
     links = _link_texts(tree)
-    doc = trafilatura.bare_extraction(
-        tree,
-        url=url,
-        include_comments=False,  # reader comments are not the article
-        include_tables=True,
-        with_metadata=True,
-        # deduplicate stays off: it keeps a process-wide cache that changes later extractions.
-    )
-    if not isinstance(doc, Document) or not doc.text:
+    doc = _trafilatura(tree, url, fast=True)
+    if doc is None or len(doc.text or "") < _SHORT_FAST:
+        # The fast pass found little: either the page holds little, or it grabbed a fragment (a caption, a
+        # teaser) beside the article. The full cascade (readability, jusText) settles it when it finds far
+        # more; a merely longer text is more often the article plus what surrounds it.
+        full = _trafilatura(lxml_html.document_fromstring(html), url, fast=False)
+        if full is not None and _prefer_full(len(doc.text or "") if doc else 0, len(full.text or "")):
+            doc = full
+    if doc is None or not doc.text:
         return None
     title = clean_line(doc.title or fallback_title or "")
     paragraphs = _paragraphs(doc.text, title, links)
@@ -175,6 +180,27 @@ def extract_article(
         language=language or (doc.language or None),
         canonical_url=canonical,
     )
+
+
+def _prefer_full(fast: int, full: int) -> bool:
+    # Next to nothing (a block page's one line, a stub): the longer reading, which the not-an-article check
+    # also needs to see what the page says about itself. Otherwise only far more text.
+    return full > fast if fast < _TINY else full > _FULL_OVER_FAST * fast
+
+
+def _trafilatura(tree: lxml_html.HtmlElement, url: str, fast: bool) -> Document | None:
+    doc = trafilatura.bare_extraction(
+        tree,
+        url=url,
+        include_comments=False,  # reader comments are not the article
+        include_tables=True,
+        with_metadata=True,
+        # fast: no comparison with readability and jusText, whose longer picks on the extraction corpora were
+        # mostly the article plus its surroundings (F1 0.964 -> 0.968 on the benchmark, fundus unchanged).
+        fast=fast,
+        # deduplicate stays off: it keeps a process-wide cache that changes later extractions.
+    )
+    return doc if isinstance(doc, Document) else None
 
 
 def _paragraphs(text: str, title: str, links: frozenset[str] = frozenset()) -> list[str]:
