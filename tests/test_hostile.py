@@ -18,6 +18,8 @@ import re
 import signal
 import socket
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
 import unicodedata
@@ -32,11 +34,11 @@ from xml.sax.saxutils import escape
 
 import pytest
 import yaml
-from conftest import Site, article_html, lorem, rss, write_config
+from conftest import ROOT, Site, article_html, lorem, rss, write_config
 from hostile_servers import HostileServer, RawServer, big_page, endless_feed, gzip_bomb
 from service_helpers import check_archive, kill_group, log_text, start_service, stop, wait_for, wait_for_lock
 
-from crawler.feeds import MAX_FEED_ENTRIES
+from crawler.feeds import MAX_FEED_ENTRIES, FeedError, parse_feed, read_feed
 
 # The service and its workers may grow by at most this much over their steady state while the hostile
 # sources are polled (a 15 MiB body held by Scrapy, its copy sent to a worker, a feed parsed there).
@@ -577,3 +579,105 @@ def test_specific_outcomes(scenario: Scenario) -> None:
     ((nul_text, _),) = scenario.filed["nul-bytes"]
     assert "\0" not in nul_text and nul_text.startswith("Nul story\n\n")
     assert now - datetime.fromisoformat(state["good-1"]["last_poll"]) < timedelta(minutes=5)
+
+
+# -- the feed stage's own defences, in-process --------------------------------------------------------------
+
+FEED_URL = "http://news.example.org/feed"
+
+
+def _item(i: int, when: datetime) -> str:
+    return f"<item><title>E{i}</title><link>http://news.example.org/{i}</link><pubDate>{format_datetime(when)}</pubDate></item>"
+
+
+@pytest.mark.parametrize(
+    ("prolog", "reason"),
+    [
+        pytest.param(
+            '<!DOCTYPE rss [<!ENTITY x SYSTEM "file:///etc/passwd">]>', "external XML entity &x;", id="xxe"
+        ),
+        pytest.param(
+            '<!DOCTYPE rss [<!ENTITY % p SYSTEM "/etc/passwd">]>', "external XML entity %p;", id="param"
+        ),
+        pytest.param(
+            '<!-- <a --><!DOCTYPE rss [<!ENTITY a "1"><!ENTITY b "&a;&a;">]>', "&b; built", id="laughs"
+        ),
+    ],
+)
+def test_entity_declarations_are_refused_before_parsing(prolog: str, reason: str) -> None:
+    item = _item(1, datetime.now(UTC))
+    doc = f"<?xml version='1.0'?>{prolog}<rss version='2.0'><channel><title>t</title>{item}"
+    for body in (doc.encode(), doc.replace("'1.0'?>", "'1.0' encoding='utf-16'?>").encode("utf-16")):
+        with pytest.raises(FeedError, match=rf"^refused: .*{re.escape(reason)}"):
+            parse_feed(body, FEED_URL)
+
+
+def test_harmless_entity_declarations_still_parse() -> None:
+    # A character entity (feedparser keeps it) and the XHTML entity set by reference (never fetched).
+    dtd = (
+        '<!DOCTYPE rss [<!ENTITY copy "&#169;"><!ENTITY % lat1 PUBLIC '
+        '"-//W3C//ENTITIES Latin 1 for XHTML//EN" "http://www.w3.org/TR/xhtml1/DTD/xhtml-lat1.ent">]>'
+    )
+    doc = (
+        f"<?xml version='1.0'?>{dtd}<rss version='2.0'><channel><title>t</title>{_item(1, datetime.now(UTC))}"
+    )
+    assert [i.url for i in parse_feed((doc + "</channel></rss>").encode(), FEED_URL)] == [
+        "http://news.example.org/1"
+    ]
+
+
+def test_a_huge_feed_is_cut_to_its_newest_entries_before_parsing() -> None:
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    n = MAX_FEED_ENTRIES * 3
+    # Dates shuffled in the document: the newest are found by date, then kept in document order.
+    order = random.Random(3).sample(range(n), n)
+    items = "".join(_item(i, start + timedelta(minutes=i)) for i in order)
+    body = (
+        f"<?xml version='1.0'?><rss version='2.0'><channel><title>t</title>{items}</channel></rss>".encode()
+    )
+    read = read_feed(body, FEED_URL)
+    assert read.listed == n
+    newest = [i for i in order if i >= n - MAX_FEED_ENTRIES]
+    assert [item.url for item in read.items] == [f"http://news.example.org/{i}" for i in newest]
+
+
+# -- per case memory, for the record (slow: one `crawler poll` per case) -------------------------------------
+
+
+@pytest.mark.slow
+def test_memory_per_case(tmp_path: Path) -> None:
+    """The peak RSS of `crawler poll SOURCE` (the process and its workers) per case, against a good feed."""
+    canary = tmp_path / "canary.txt"
+    canary.write_text(CANARY, "utf-8")
+    site, good = good_site()
+    servers = {name: setup_case(name, f"127.0.0.{10 + i}", canary) for i, name in enumerate(CASES)}
+    try:
+        sources = good + [{"name": n, "url": s.url("/feed")} for n, s in servers.items()]
+        fetch = {"delay": 0, "timeout": TIMEOUT, "allow_private_networks": True, "max_bytes": MAX_BYTES}
+        cfg = write_config(tmp_path / "config", sources, {"fetch": fetch})
+        peaks = {name: poll_peak_mb(cfg, name) for name in ("good-1", *CASES)}
+    finally:
+        for server in servers.values():
+            server.close()
+        site.close()
+    for name, peak in peaks.items():
+        print(f"{name:18} peak {peak:6.0f} MB  ({peak - peaks['good-1']:+.0f} MB over a good feed)")
+    assert max(peaks.values()) - peaks["good-1"] < RSS_BOUND_MB
+
+
+def poll_peak_mb(cfg: Path, name: str) -> float:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "crawler", "poll", "--config", str(cfg), name],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        cwd=ROOT,
+    )
+    sampler = Sampler(proc.pid, every=0.1)
+    try:
+        proc.wait(timeout=120)
+    finally:
+        sampler.stop()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    return max((mb for _, mb in sampler.samples), default=0.0)
