@@ -111,6 +111,32 @@ def filing_cost(
     return out
 
 
+def busy_day_cost(config: Config, articles: list[Article], filed_today: int) -> dict[str, Any]:
+    """Time to file one more article when today's archive folder already holds `filed_today` items."""
+    with tempfile.TemporaryDirectory() as tmp:
+        store = Store(Path(tmp) / "index.sqlite3")
+        res = bench_resources(config, store, Path(tmp))
+        folder = Path(tmp) / "archive" / res.today()
+        folder.mkdir(parents=True)
+        for i in range(1, filed_today + 1):  # the files alone: the folder listing is what grows in a day
+            (folder / f"{i:03d}_{i:016x}.txt").write_bytes(b"t")
+            (folder / f"{i:03d}_{i:016x}.json").write_bytes(b"{}")
+        times = []
+        for i, article in enumerate(articles):
+            url = f"http://bench.example/busy/{i}.html"
+            entry = FeedItem(url, guid=f"busy-{i}", title=article.title)
+            candidate = Candidate(config.sources[0], entry, url, article, [f"guid:busy:{i}"], None)
+            t0 = time.perf_counter()
+            file_article(res, candidate)
+            times.append(time.perf_counter() - t0)
+        store.close()
+    return {
+        "filed_today": filed_today,
+        "median_ms": statistics.median(times) * 1000,
+        "max_ms": max(times) * 1000,
+    }
+
+
 def digest_cost(config: Config, n_items: int, vocab: list[str]) -> dict[str, Any]:
     """Time to write the digest (.md, .html, feed.xml) of a day with n_items filed items."""
     rng = random.Random(5)
