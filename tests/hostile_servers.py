@@ -67,7 +67,8 @@ class HostileServer:
         self.httpd = ThreadingHTTPServer((host, 0), Handler)
         self.httpd.daemon_threads = True
         self.base = f"http://{host}:{self.httpd.server_address[1]}"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        # A short poll interval: close() waits for it, once per server, and a scenario has twenty.
+        threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True).start()
 
     def _write_stream(self, handler: BaseHTTPRequestHandler, stream: Stream) -> None:
         deadline = time.monotonic() + self.max_seconds
