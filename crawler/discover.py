@@ -15,8 +15,8 @@ from courlan import clean_url
 from parsel import Selector
 from trafilatura.feeds import FeedParameters, determine_feed
 from trafilatura.utils import safe_relative_url
-from w3lib.encoding import html_to_unicode
 
+from crawler.charset import decode_html
 from crawler.dedup import normalise_url
 
 # Not feeds, though they pass trafilatura's tests: WordPress advertises its REST API as rel="alternate"
@@ -40,7 +40,7 @@ def discover_feed(body: bytes, url: str, content_type: str | None = None) -> str
     head = body[:4096]
     if _FEED_DOCUMENT.match(head) or (head.lstrip().startswith(b"{") and b"jsonfeed.org/version" in head):
         return url
-    _encoding, text = html_to_unicode(content_type, body)
+    text = decode_html(body, content_type)
     if not text.strip():
         return None
     page = Selector(text=text, type="html")

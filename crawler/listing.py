@@ -24,8 +24,8 @@ from urllib.parse import parse_qsl, unquote, urldefrag, urljoin, urlsplit
 
 from lxml import etree
 from parsel import Selector, css2xpath
-from w3lib.encoding import html_to_unicode
 
+from crawler.charset import decode_html
 from crawler.config import LinkRule
 from crawler.extract import clean_line
 from crawler.models import FeedItem
@@ -82,7 +82,7 @@ def parse_listing(
     body: bytes, url: str, rule: LinkRule | None, content_type: str | None = None
 ) -> list[FeedItem]:
     """Article links of an index page: absolute http(s) URLs without fragment, once each, in page order."""
-    _encoding, text = html_to_unicode(content_type, body)
+    text = decode_html(body, content_type)
     root = Selector(text=text or "<html></html>", type="html").root
     base_hrefs = root.xpath("//base/@href")
     base = urljoin(url, str(base_hrefs[0]).strip()) if base_hrefs else url

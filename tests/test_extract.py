@@ -14,9 +14,10 @@ import trafilatura
 from conftest import CHECK_ARCHIVE, CORPORA, article_html, lorem, need_shared
 
 from crawler.archive import write_item
+from crawler.charset import decode_html
 from crawler.config import Settings
 from crawler.dedup import url_digest
-from crawler.extract import decode_html, extract_article
+from crawler.extract import extract_article
 
 URL = "https://news.example.org/world/kim-maduro"
 TITLE = "Kim meets Maduro in Caracas"

@@ -320,3 +320,11 @@ def test_default_rule_on_real_pages_keeps_its_promises() -> None:
             assert link.rstrip("/") != url.split("#")[0].rstrip("/"), link
         found += len(items)
     assert found > 100  # article pages link to other articles: the rule finds them
+
+
+def test_a_windows_1251_index_page_without_a_charset_gives_readable_titles() -> None:
+    titles = ["Визит делегации КНДР в Каракас", "Заявление МИД о санкциях США"]
+    items = "".join(f'<li><a href="/news/{i}.html">{t}</a></li>' for i, t in enumerate(titles))
+    page = f"<html><body><main><ul>{items}</ul></main></body></html>".encode("cp1251")
+    found = parse_listing(page, "http://example.ru/", LinkRule(css="main a"), "text/html")
+    assert [item.title for item in found] == titles

@@ -19,7 +19,8 @@ from pathlib import Path
 import pytest
 
 from crawler import quality
-from crawler.extract import decode_html, extract_article
+from crawler.charset import decode_html
+from crawler.extract import extract_article
 from crawler.models import Article
 from crawler.quality import not_an_article
 from tests.conftest import CORPORA, article_html
