@@ -24,6 +24,7 @@ from sqlalchemy import (
     Table,
     Text,
     and_,
+    bindparam,
     case,
     create_engine,
     event,
@@ -35,7 +36,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from crawler.dedup import bands
+from crawler.dedup import BANDS, bands
 
 metadata = MetaData()
 
@@ -128,6 +129,20 @@ polls = Table(
 )
 
 meta = Table("meta", metadata, Column("key", String, primary_key=True), Column("value", Text))
+
+
+# The statements run for every article, built once: building a SQLAlchemy expression costs more than running
+# the query on SQLite (the near-duplicate query is eight band clauses).
+_SEEN = select(keys.c.status, keys.c.item_id, keys.c.version).where(keys.c.key == bindparam("key"))
+_NEAR = (
+    select(items.c.id, items.c.path, items.c.simhash)
+    .join(simbands, simbands.c.item_id == items.c.id)
+    .where(
+        or_(*(and_(simbands.c.band == b, simbands.c.value == bindparam(f"v{b}")) for b in range(BANDS))),
+        simbands.c.day >= bindparam("since"),
+    )
+    .distinct()
+)
 
 
 def utcnow() -> str:
@@ -270,16 +285,10 @@ class Store:
 
     def near_candidates(self, simhash: int, since_day: str) -> list[tuple[int, str, str]]:
         """(item id, path, simhash hex) of items filed since `since_day` sharing a Simhash band."""
-        pairs = bands(simhash)
-        match = or_(*(and_(simbands.c.band == b, simbands.c.value == v) for b, v in pairs))
-        query = (
-            select(items.c.id, items.c.path, items.c.simhash)
-            .join(simbands, simbands.c.item_id == items.c.id)
-            .where(match, simbands.c.day >= since_day)
-            .distinct()
-        )
+        params: dict[str, Any] = {f"v{b}": v for b, v in bands(simhash)}
+        params["since"] = since_day
         with self.engine.connect() as conn:
-            return [(r[0], r[1], r[2]) for r in conn.execute(query)]
+            return [(r[0], r[1], r[2]) for r in conn.execute(_NEAR, params)]
 
     def item_path(self, item_id: int) -> str | None:
         with self.engine.connect() as conn:
@@ -288,9 +297,7 @@ class Store:
     def seen(self, key: str) -> tuple[str, int | None, str | None] | None:
         """(status, item id, version) recorded for a key, or None."""
         with self.engine.connect() as conn:
-            row = conn.execute(
-                select(keys.c.status, keys.c.item_id, keys.c.version).where(keys.c.key == key)
-            ).first()
+            row = conn.execute(_SEEN, {"key": key}).first()
         return (row[0], row[1], row[2]) if row else None
 
     def set_version(self, key: str, version: str | None) -> None:
