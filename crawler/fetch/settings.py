@@ -30,6 +30,8 @@ def scrapy_settings(fetch: FetchSettings) -> dict[str, Any]:
         "ROBOTSTXT_OBEY": True,  # article pages obey robots.txt; feeds are exempt per request
         "REDIRECT_MAX_TIMES": 10,
         "RETRY_TIMES": 1,  # the next poll is the real retry
+        # A failed download is an outcome the poll records with its reason, not an error of the crawler.
+        "RETRY_GIVE_UP_LOG_LEVEL": "DEBUG",
         # Scrapy's list without 429: "too many requests" is not answered by asking again at once. A 503 with
         # Retry-After is not retried either (politeness.HostPause).
         "RETRY_HTTP_CODES": [500, 502, 503, 504, 522, 524, 408],
