@@ -14,16 +14,28 @@ from pathlib import Path
 
 import trafilatura
 
+from crawler import extract
+
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+# crawler.extract runs trafilatura's fast pass, and the full cascade too when the fast pass finds less than
+# this; the floor makes the same calls (None: an extract.py without the fast pass, one full pass).
+SHORT_FAST: int | None = getattr(extract, "_SHORT_FAST", None)
 
 
-def bare(body: bytes, url: str) -> int:
-    """Extract one page as crawler.extract does (same options); the length of the text found."""
+def _trafilatura(body: bytes, url: str, fast: bool) -> int:
     doc = trafilatura.bare_extraction(
-        body, url=url, include_comments=False, include_tables=True, with_metadata=True
+        body, url=url, include_comments=False, include_tables=True, with_metadata=True, fast=fast
     )
     text = getattr(doc, "text", None) if doc is not None else None
     return len(text or "")
+
+
+def bare(body: bytes, url: str) -> int:
+    """Extract one page with the trafilatura calls crawler.extract makes; the length of the text found."""
+    if SHORT_FAST is None:
+        return _trafilatura(body, url, fast=False)
+    found = _trafilatura(body, url, fast=True)
+    return found if found >= SHORT_FAST else max(found, _trafilatura(body, url, fast=False))
 
 
 def _cpu(pid: int) -> float:
