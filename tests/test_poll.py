@@ -137,7 +137,7 @@ def test_failures_are_named_counted_and_do_not_stop_other_sources(site: Site, tm
     assert "missing: FAILED: HTTP 404" in out
     assert "unreachable: FAILED: connection refused" in out
     assert "mixed: 0 new, 0 duplicate, 2 failed" in out
-    assert f"failed: {site.url('/nav-only.html')}: not an article: too short" in out
+    assert f"failed: {site.url('/nav-only.html')}: not an article: no article text" in out
     assert f"failed: {site.url('/missing.html')}: HTTP 404" in out
     assert "total: 2 new, 0 duplicate, 2 failed; 6 source(s) polled, 4 failed" in out
     # The log names the source with each failure.
