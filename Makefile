@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 OUT    ?= demo-output
 
-.PHONY: demo test test-slow lint bench run clean
+.PHONY: demo test test-slow lint bench bench-quick run clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,10 @@ bench: $(VENV)/.installed-test
 	$(BIN)/python bench/extract_quality.py
 	$(BIN)/python bench/topic_quality.py
 	$(BIN)/python bench/neardup_scale.py 10000 100000
+	$(BIN)/python bench/pipeline_bench.py
+
+bench-quick: $(VENV)/.installed-test
+	$(BIN)/python bench/pipeline_bench.py --quick
 
 run: $(VENV)/.installed
 	$(BIN)/crawler run --config config
