@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import hashlib
+import json
+import random
 
 import pytest
+from conftest import CORPORA
+from trafilatura.deduplication import Simhash
 
 from crawler.dedup import (
     article_keys,
     content_hash,
     feed_keys,
+    fingerprint,
     guid_key,
     normalise_url,
     url_digest,
@@ -160,3 +165,69 @@ def test_article_keys_add_canonical_url() -> None:
         "url:https://news.example.org/canonical",
     ]
     assert article_keys("https://e.org/a", Article(title="t", paragraphs=("p",))) == ["url:https://e.org/a"]
+
+
+# --- the Simhash fingerprint -------------------------------------------------------------------------------
+# crawler.dedup.fingerprint is a faster computation of trafilatura's Simhash: fingerprints already in the
+# index were made by trafilatura, so the two must agree bit for bit on every text.
+
+
+def _random_text(rng: random.Random) -> str:
+    """Words of every length (the token sample keeps the longer ones), punctuation stuck to them, several
+    scripts, repeats, and unspaced Chinese or Japanese runs; from no words at all to a few hundred."""
+    alphabets = ["abcdefghijklmnopqrstuvwxyz", "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789", "éèàüöäßçñ", "абвгд"]
+    vocab = ["".join(rng.choice(rng.choice(alphabets)) for _ in range(rng.randint(1, 12))) for _ in range(60)]
+    vocab += ["U.S.", "e-mail", "don't", "«quoted»", "(aside)", "—", "...", "42", "3.14", "x_y", "😀"]
+    cjk = ["北朝鮮は", "ミサイルを発射した", "。", "、", "朝鲜宣布", "！", "平壤"]
+    words = []
+    for _ in range(rng.choice([0, 1, 5, 20, 31, 32, 33, 64, 65, 200, 600])):
+        word = rng.choice(cjk if rng.random() < 0.1 else vocab)
+        words.append(rng.choice(["", "(", '"', "'"]) + word + rng.choice(["", ",", ".", "!", ";", ":", "?"]))
+    return "".join(w + rng.choice([" ", " ", "\n", "\t", "  ", ""]) for w in words)
+
+
+EDGE_TEXTS = [
+    "",
+    "   \n\t ",
+    "!!! ... --- ???",
+    "word",
+    "a b c d e f",  # only short tokens: the sample falls back to all of them
+    "alpha beta",  # two tokens: a tie (2 * 1 - 2 = 0) on every bit where their hashes differ
+    " ".join(["tokens"] * 31 + ["other"]),  # at the sample threshold (length / 2 = 32)
+    " ".join(f"word{i}" for i in range(33)),
+    "北朝鮮はミサイルを発射した。平壌は声明を出した。",  # no space-separated tokens: punctuation split
+    "朝鲜，韩国；日本：中国",
+    "„Zitat“ — «citation» — 'quote'",
+]
+
+
+@pytest.mark.parametrize("text", EDGE_TEXTS)
+def test_fingerprint_is_trafilaturas_simhash_on_edge_texts(text: str) -> None:
+    assert fingerprint(text) == Simhash(text).hash
+
+
+def test_fingerprint_is_trafilaturas_simhash_on_random_texts() -> None:
+    rng = random.Random(20260601)
+    texts = [_random_text(rng) for _ in range(400)]
+    assert [fingerprint(t) for t in texts] == [Simhash(t).hash for t in texts]
+
+
+def test_fingerprint_is_trafilaturas_simhash_beyond_one_counter_field() -> None:
+    # Over 65,535 sampled tokens the counts are summed in several chunks (a 16-bit field would overflow).
+    rng = random.Random(7)
+    vocab = ["".join(rng.choice("abcdefghij") for _ in range(rng.randint(5, 9))) for _ in range(3000)]
+    text = " ".join(rng.choice(vocab) for _ in range(70_000))
+    assert fingerprint(text) == Simhash(text).hash
+
+
+def test_fingerprint_is_trafilaturas_simhash_on_corpus_articles() -> None:
+    texts = []
+    for name in ("article-extraction-benchmark", "fundus"):
+        path = CORPORA / name / "ground-truth.json"
+        if not path.is_file():
+            pytest.skip(f"{path} is absent (../shared/corpora is not beside the checkout)")
+        pages = json.loads(path.read_text(encoding="utf-8"))
+        texts += [page.get("articleBody") or "" for _, page in sorted(pages.items())]
+        texts += [page.get("title") or "" for _, page in sorted(pages.items())]
+    assert len(texts) > 200
+    assert [fingerprint(t) for t in texts] == [Simhash(t).hash for t in texts]
