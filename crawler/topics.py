@@ -310,63 +310,197 @@ def _regex_scan(rx: re.Pattern[str], folded: str) -> Iterator[tuple[int, int]]:
 
 
 Occurrence = tuple[int, int, int]  # (start, end) in the folded text, index of the term
+Span = tuple[int, int]  # (start, end) in the folded text
+
+
+# Scanning. An article is scanned once for all the plain terms of all topics (_Lexicon.find: every place
+# where each term matches, overlapping matches included); then each list of terms (a topic's `any:`, its
+# `ignore:`...) takes from those places the occurrences that scanning the text with the list's own
+# alternation regex would find: leftmost first, non-overlapping, the first alternative that matches at a
+# place deciding the match's end. Scanning once per list cost ~8 passes over the text per article.
+
+
+@dataclass(frozen=True, slots=True)
+class _Finder:
+    """Where any of a set of terms matches, in one regex pass; then which terms match there.
+
+    The terms that must start at a word start (`(?<!\\w)`, checked once for all) and those of unspaced
+    scripts have a finder each. `any_term` is the alternation of all the terms, grouped by their first
+    character (so that at a word start the regex engine tries one group, not hundreds of terms); it finds the
+    few places where some term matches, and there only the terms that begin with the text's next one or two
+    characters are tried."""
+
+    any_term: re.Pattern[str]
+    first_two: dict[str, tuple[int, ...]]  # the term's first two characters, literal -> pattern ids
+    first_one: dict[str, tuple[int, ...]]  # terms with only one literal first character
+    others: tuple[
+        int, ...
+    ]  # terms starting with an optional character ("'s-Hertogenbosch"): tried everywhere
+
+    def find(self, folded: str, patterns: Sequence[re.Pattern[str]], found: dict[int, list[Span]]) -> None:
+        search = self.any_term.search
+        pos = 0
+        while (m := search(folded, pos)) is not None:
+            start = m.start()
+            ids = (
+                self.first_two.get(folded[start : start + 2], ()),
+                self.first_one.get(folded[start], ()),
+                self.others,
+            )
+            for pid in (pid for group in ids for pid in group):
+                hit = patterns[pid].match(folded, start)
+                if hit is not None:
+                    found.setdefault(pid, []).append((start, hit.end()))
+            pos = start + 1  # terms may also match inside this match ("Kim" in "Kim Jong-un")
+
+
+@dataclass(frozen=True, slots=True)
+class _Lexicon:
+    """Every plain term of a matcher, each compiled once (pattern id = index), and their finders."""
+
+    patterns: tuple[re.Pattern[str], ...]
+    finders: tuple[_Finder, ...]
+
+    def find(self, folded: str) -> dict[int, list[Span]]:
+        """Pattern id -> every (start, end) where it matches, leftmost first (only the ids that match)."""
+        found: dict[int, list[Span]] = {}
+        for finder in self.finders:
+            finder.find(folded, self.patterns, found)
+        return found
+
+
+class _LexiconBuilder:
+    """Collects the plain terms while the topics are compiled, one pattern id per distinct pattern."""
+
+    def __init__(self) -> None:
+        self.ids: dict[str, int] = {}
+        # per pattern id: (whether it starts at a word start, the pattern without that check, literal start)
+        self.terms: list[tuple[bool, str, str]] = []
+
+    def add(self, term: str) -> tuple[int, bool]:
+        """(the term's pattern id, whether it must start at a word start)."""
+        bounded, body = _term_pattern(term)
+        pattern = (r"(?<!\w)" if bounded else "") + body
+        if pattern not in self.ids:
+            self.ids[pattern] = len(self.terms)
+            self.terms.append((bounded, body, _literal_start(term)))
+        return self.ids[pattern], bounded
+
+    def build(self) -> _Lexicon:
+        patterns = tuple(re.compile(p) for p in self.ids)
+        finders = []
+        for bounded in (True, False):
+            ids = [pid for pid, (b, _, _) in enumerate(self.terms) if b == bounded]
+            if ids:
+                finders.append(self._finder(bounded, ids))
+        return _Lexicon(patterns, tuple(finders))
+
+    def _finder(self, bounded: bool, ids: list[int]) -> _Finder:
+        groups: dict[str, list[str]] = {}  # escaped first character -> the rest of each term's pattern
+        others: list[str] = []
+        first_two: dict[str, list[int]] = {}
+        first_one: dict[str, list[int]] = {}
+        others_ids: list[int] = []
+        for pid in ids:
+            _, body, literal = self.terms[pid]
+            head = re.escape(literal[:1])
+            if literal and body.startswith(head):
+                groups.setdefault(head, []).append(body[len(head) :])
+                (first_two if len(literal) > 1 else first_one).setdefault(literal[:2], []).append(pid)
+            else:
+                others.append(body)
+                others_ids.append(pid)
+        alternatives = [f"{head}(?:{'|'.join(rests)})" for head, rests in groups.items()] + others
+        union = f"(?:{'|'.join(alternatives)})"
+        return _Finder(
+            re.compile(r"(?<!\w)" + union if bounded else union),
+            {k: tuple(v) for k, v in first_two.items()},
+            {k: tuple(v) for k, v in first_one.items()},
+            tuple(others_ids),
+        )
+
+
+def _literal_start(term: str) -> str:
+    """The first characters of a plain term's pattern that match only themselves (up to 2): every match of
+    the term starts with them. "-" and "'" are not literal (optional), nor the `*` of a prefix."""
+    first = fold(term).split()[0].rstrip("*")
+    literal = ""
+    for c in first[:2]:
+        if c in "-'":
+            break
+        literal += c
+    return literal
 
 
 @dataclass(frozen=True, slots=True)
 class _Terms:
-    """A list of terms: the plain ones compiled into one regex to scan the text once, plus one regex per term
-    to tell which term a match was (only run on matches, which are few); `re:` terms scan on their own."""
+    """A list of terms (a topic's `any:`, `none:`, `ignore:`, or one `all:` or `near:` term). It finds what
+    one regex of its plain terms' alternation would ("(?<!\\w)(?:a|b|...)|(?:unspaced...)": non-overlapping,
+    leftmost first, at one place the first alternative that matches giving the end and the first term in
+    config order that matches giving the term), but from the places _Lexicon.find found for every term of
+    every topic at once; `re:` terms are scanned on their own (once per article each, see _Doc)."""
 
     terms: tuple[str, ...]
-    combined: re.Pattern[str] | None  # the plain terms
-    each: tuple[re.Pattern[str], ...]  # per term
-    regex: tuple[int, ...]  # indexes of the `re:` terms
-    plain: tuple[int, ...]  # indexes of the other terms
+    # pattern id -> (its rank among the list's alternatives: the word-start terms first; its term index). Two
+    # terms of a list with the same pattern ("Mexico", "México") match alike: the lowest of each is kept.
+    ranks: dict[int, tuple[int, int]] = field(compare=False)
+    regex: tuple[tuple[int, re.Pattern[str]], ...]  # (term index, compiled pattern) of the `re:` terms
 
     @classmethod
-    def compile(cls, terms: Sequence[str]) -> _Terms:
+    def compile(cls, terms: Sequence[str], lexicon: _LexiconBuilder) -> _Terms:
         terms = tuple(dict.fromkeys(terms))
-        each: list[re.Pattern[str]] = []
-        spaced: list[str] = []
-        unspaced: list[str] = []
-        regex: list[int] = []
+        regex = []
+        bounded: list[tuple[int, int]] = []  # (pattern id, term index), in config order
+        unbounded: list[tuple[int, int]] = []
         for i, term in enumerate(terms):
             if term.startswith(REGEX_PREFIX):
-                each.append(_compile_regex(term[len(REGEX_PREFIX) :]))
-                regex.append(i)
+                regex.append((i, _compile_regex(term[len(REGEX_PREFIX) :])))
                 continue
-            bounded, body = _term_pattern(term)
-            (spaced if bounded else unspaced).append(body)
-            each.append(re.compile((r"(?<!\w)" if bounded else "") + body))
-        # Speed: the word-start check is made once, before the alternatives, so that inside words none is
-        # tried; and the alternatives have no groups, so each starts with a literal that the regex engine
-        # checks before trying it. Together that is ~40x faster than "(?<!\w)(a)|(?<!\w)(b)|...".
-        alternatives = ([rf"(?<!\w)(?:{'|'.join(spaced)})"] if spaced else []) + (
-            [f"(?:{'|'.join(unspaced)})"] if unspaced else []
-        )
-        combined = re.compile("|".join(alternatives)) if alternatives else None
-        plain = tuple(i for i in range(len(terms)) if i not in regex)
-        return cls(terms, combined, tuple(each), tuple(regex), plain)
+            pid, at_word_start = lexicon.add(term)
+            (bounded if at_word_start else unbounded).append((pid, i))
+        ranks: dict[int, tuple[int, int]] = {}
+        for rank, (pid, i) in enumerate(bounded + unbounded):
+            first_rank, first_i = ranks.get(pid, (rank, i))
+            ranks[pid] = (min(rank, first_rank), min(i, first_i))
+        return cls(terms, ranks, tuple(regex))
 
-    def scan(self, folded: str) -> list[Occurrence]:
+    def scan(self, doc: _Doc) -> list[Occurrence]:
         """Non-overlapping occurrences, leftmost first."""
-        found: list[Occurrence] = []
-        if self.combined is not None:
-            plain = self.plain
-            for m in self.combined.finditer(folded):
-                # The first term that matches here is the alternative the combined regex took.
-                start = m.start()
-                i = next((i for i in plain if self.each[i].match(folded, start)), plain[0])
-                found.append((start, m.end(), i))
+        found = self._plain(doc.places())
         if self.regex:
-            for i in self.regex:
-                found.extend((start, end, i) for start, end in _regex_scan(self.each[i], folded))
+            for i, rx in self.regex:
+                found.extend((start, end, i) for start, end in doc.regex_matches(rx))
             found.sort(key=lambda o: (o[0], -o[1]))
             kept: list[Occurrence] = []
             for occ in found:
                 if not kept or occ[0] >= kept[-1][1]:
                     kept.append(occ)
             found = kept
+        return found
+
+    def _plain(self, places: Mapping[int, list[Span]]) -> list[Occurrence]:
+        at: dict[
+            int, list[int]
+        ] = {}  # start -> [rank of the first alternative matching there, its end, term]
+        for pid, spans in places.items():
+            if (ranks := self.ranks.get(pid)) is None:
+                continue
+            rank, i = ranks
+            for start, end in spans:
+                best = at.get(start)
+                if best is None:
+                    at[start] = [rank, end, i]
+                    continue
+                if rank < best[0]:
+                    best[0], best[1] = rank, end
+                best[2] = min(best[2], i)
+        found: list[Occurrence] = []
+        resume = 0  # the regex resumes its search where its last match ended
+        for start in sorted(at):
+            if start >= resume:
+                _, end, i = at[start]
+                found.append((start, end, i))
+                resume = end
         return found
 
 
@@ -395,6 +529,7 @@ class TopicMatcher:
     """Compiled topic rules, components before the composites that use them. Picklable (for process pools)."""
 
     topics: tuple[_Topic, ...]
+    lexicon: _Lexicon  # every plain term of every topic, to scan an article once for all of them
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -417,13 +552,14 @@ def compile_topics(defs: Mapping[str, TopicDef]) -> TopicMatcher:
     for name in defs:
         place(name)
     cache: dict[tuple[str, ...], _Terms] = {}  # the same list (a shared `none:`) is scanned once per article
+    lexicon = _LexiconBuilder()
 
     def terms(items: Sequence[str]) -> _Terms | None:
         key = tuple(dict.fromkeys(items))
         if not key:
             return None
         if key not in cache:
-            cache[key] = _Terms.compile(key)
+            cache[key] = _Terms.compile(key, lexicon)
         return cache[key]
 
     def single(term: str) -> _Terms:
@@ -450,7 +586,7 @@ def compile_topics(defs: Mapping[str, TopicDef]) -> TopicMatcher:
                 in_text="text" in d.in_,
             )
         )
-    return TopicMatcher(tuple(compiled))
+    return TopicMatcher(tuple(compiled), lexicon.build())
 
 
 # --- one article ------------------------------------------------------------------------------------------
@@ -476,9 +612,21 @@ class _Doc:
     """One article prepared for matching: the original text (title, blank line, body), its folded copy, and
     (made when first needed) the folded -> original offset map, the sentence starts and the word starts."""
 
-    __slots__ = ("_pieces", "_sentences", "_starts", "_words", "folded", "original", "scans", "title_end")
+    __slots__ = (
+        "_pieces",
+        "_places",
+        "_regex",
+        "_sentences",
+        "_starts",
+        "_words",
+        "folded",
+        "lexicon",
+        "original",
+        "scans",
+        "title_end",
+    )
 
-    def __init__(self, title: str, text: str):
+    def __init__(self, title: str, text: str, lexicon: _Lexicon):
         title = unicodedata.normalize("NFC", title)
         self.original = f"{title}\n\n{unicodedata.normalize('NFC', text)}"
         self._pieces: list[str] | None = None
@@ -493,12 +641,27 @@ class _Doc:
         self._sentences: list[int] | None = None
         self._words: list[int] | None = None
         self.scans: dict[int, list[Occurrence]] = {}  # id(_Terms) -> its occurrences
+        self.lexicon = lexicon
+        self._places: dict[int, list[Span]] | None = None
+        self._regex: dict[re.Pattern[str], list[Span]] = {}
 
     def scan(self, terms: _Terms) -> list[Occurrence]:
         key = id(terms)
         if key not in self.scans:
-            self.scans[key] = terms.scan(self.folded)
+            self.scans[key] = terms.scan(self)
         return self.scans[key]
+
+    def places(self) -> dict[int, list[Span]]:
+        """Where every plain term of the matcher matches (see _Lexicon.find), found when first needed."""
+        if self._places is None:
+            self._places = self.lexicon.find(self.folded)
+        return self._places
+
+    def regex_matches(self, rx: re.Pattern[str]) -> list[Span]:
+        """The matches of an `re:` term (one may be in several lists: `ignore:` of two topics)."""
+        if rx not in self._regex:
+            self._regex[rx] = list(_regex_scan(rx, self.folded))
+        return self._regex[rx]
 
     def to_original(self, start: int, end: int) -> tuple[int, int]:
         """A folded span's span in the original text."""
@@ -777,7 +940,7 @@ def flag_topics(title: str, text: str, matcher: TopicMatcher, source_topics: Seq
     Evidence per topic: SOURCE_EVIDENCE first for the source's own topics (always set, and they count for
     composites), then each matched term in config order as {"term", "count", "sentence", "where"}, then for a
     composite each part as "@name". Scores: see the module docstring."""
-    doc = _Doc(title, text)
+    doc = _Doc(title, text, matcher.lexicon)
     verdicts = _run(doc, matcher, source_topics, full=False)
     names = tuple(sorted(name for name, v in verdicts.items() if v.flagged))
     return Flags(
@@ -792,7 +955,7 @@ def evaluate_topics(
 ) -> list[TopicVerdict]:
     """Every topic's verdict with every condition checked (not stopping at the first that fails), in the
     matcher's order, then source topics that no rule defines: what `crawler explain` prints."""
-    doc = _Doc(title, text)
+    doc = _Doc(title, text, matcher.lexicon)
     verdicts = _run(doc, matcher, source_topics, full=True)
     for verdict in verdicts.values():
         verdict.evidence = _evidence(doc, verdict)
