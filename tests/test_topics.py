@@ -249,6 +249,45 @@ def test_evidence_is_terms_as_written_in_config_order() -> None:
     )
 
 
+def counts(result: Flags) -> dict[str, list[tuple[str, int, str]]]:
+    """Per topic, (term, count, where) of its evidence."""
+    return {t: [(e["term"], e["count"], e["where"]) for e in found] for t, found in result.evidence.items()}
+
+
+def test_terms_of_one_list_that_overlap() -> None:
+    # One list matches as one alternation of its terms would: leftmost first, without overlaps, and at one
+    # place the first term in config order wins ("Kim" takes "Kim Jong-un"'s place, the rest is no match).
+    text = "Kim Jong-un met Kim Yo-jong"
+    assert counts(flags(text, nk={"any": ["Kim", "Kim Jong-un"]})) == {"nk": [("Kim", 2, "text")]}
+    assert counts(flags(text, nk={"any": ["Kim Jong-un", "Kim"]})) == {
+        "nk": [("Kim Jong-un", 1, "text"), ("Kim", 1, "text")]
+    }
+    # A term inside a longer match of its own list does not count there; in another topic's list it does.
+    text = "North Korea and South Korea"
+    result = flags(text, nk={"any": ["Korea", "North Korea"]})
+    assert counts(result) == {"nk": [("Korea", 1, "text"), ("North Korea", 1, "text")]}
+    result = flags(text, nk={"any": ["North Korea"]}, k={"any": ["Korea"]})
+    assert counts(result) == {"k": [("Korea", 2, "text")], "nk": [("North Korea", 1, "text")]}
+    assert result.scores == {"k": 2.0, "nk": 1.0}
+    # Two spellings of one term (the same once folded): the first is the evidence, and "Mexico" is the first
+    # alternative where "Mexico City" starts too.
+    result = flags("Mexico, MÉXICO and México City", mx={"any": ["México", "Mexico", "Mexico City"]})
+    assert counts(result) == {"mx": [("México", 3, "text")]}
+    # Unspaced scripts: "北朝鮮" matches where it starts, "朝鮮" inside it does not count again.
+    result = flags("北朝鮮と朝鮮半島、北朝鮮", nk={"any": ["朝鮮", "北朝鮮"]})
+    assert counts(result) == {"nk": [("朝鮮", 1, "text"), ("北朝鮮", 2, "text")]}
+
+
+def test_terms_with_an_optional_first_character_or_at_the_end_of_the_text() -> None:
+    rule = {"any": ["'s-Hertogenbosch"]}  # the apostrophe may be missing: the term can start at the "s"
+    assert counts(flags("from ’s-Hertogenbosch, or s Hertogenbosch", nl=rule)) == {
+        "nl": [("'s-Hertogenbosch", 2, "text")]
+    }
+    result = flags("the north of Project X", title="X", x={"any": ["X"]})
+    assert counts(result) == {"x": [("X", 2, "title")]}
+    assert result.scores == {"x": 4.0}
+
+
 def test_topics_are_sorted() -> None:
     result = flags("Cuba and the DPRK", z={"any": ["Cuba"]}, a={"any": ["DPRK"]}, m={"any": ["Cuba"]})
     assert result.topics == ("a", "m", "z")
