@@ -217,7 +217,10 @@ def _sigterm_runs(site: Site, tmp_path: Path, runs: int) -> None:
         try:
             wait_for_lock(data, proc)
             if run == 1:
-                wait_for(lambda log=log: ": filed " in log_text(log), 60, "the first item filed")
+                try:
+                    wait_for(lambda log=log: ": filed " in log_text(log), 60, "the first item filed")
+                except AssertionError as exc:
+                    raise AssertionError(f"{where}: {exc}\n{log_text(log)[-3000:]}") from None
             else:
                 time.sleep(rng.uniform(0, 3.0))
             code, took = stop(proc)
