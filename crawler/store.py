@@ -143,6 +143,26 @@ _NEAR = (
     )
     .distinct()
 )
+_ITEM_FOR_KEYS = (
+    select(keys.c.item_id)
+    .where(keys.c.key.in_(bindparam("keys", expanding=True)), keys.c.item_id.is_not(None))
+    .limit(1)
+)
+_ITEM_WITH_CONTENT = select(items.c.id).where(items.c.content_sha256 == bindparam("sha")).limit(1)
+_ITEM_PATH = select(items.c.path).where(items.c.id == bindparam("id"))
+_INSERT_ITEM = insert(items)
+_INSERT_BANDS = insert(simbands)
+_REMEMBER = sqlite_insert(keys).on_conflict_do_nothing(index_elements=["key"])
+# A revision takes over the keys of the version before it, so the next check compares with it.
+_FILE_KEYS = sqlite_insert(keys)
+_FILE_KEYS = _FILE_KEYS.on_conflict_do_update(
+    index_elements=["key"],
+    set_={
+        "item_id": _FILE_KEYS.excluded.item_id,
+        "status": _FILE_KEYS.excluded.status,
+        "version": _FILE_KEYS.excluded.version,
+    },
+)
 
 
 def utcnow() -> str:
@@ -204,15 +224,15 @@ class Store:
 
     def item_with_content(self, sha256: str) -> int | None:
         with self.engine.connect() as conn:
-            row = conn.execute(select(items.c.id).where(items.c.content_sha256 == sha256).limit(1)).first()
+            row = conn.execute(_ITEM_WITH_CONTENT, {"sha": sha256}).first()
         return row[0] if row else None
 
     def item_for_keys(self, candidates: Iterable[str]) -> int | None:
         wanted = list(candidates)
+        if not wanted:
+            return None
         with self.engine.connect() as conn:
-            row = conn.execute(
-                select(keys.c.item_id).where(keys.c.key.in_(wanted), keys.c.item_id.is_not(None)).limit(1)
-            ).first()
+            row = conn.execute(_ITEM_FOR_KEYS, {"keys": wanted}).first()
         return row[0] if row else None
 
     def remember(
@@ -224,7 +244,7 @@ class Store:
         ]
         if rows:
             with self.engine.begin() as conn:
-                conn.execute(sqlite_insert(keys).on_conflict_do_nothing(index_elements=["key"]), rows)
+                conn.execute(_REMEMBER, rows)
 
     # -- items ------------------------------------------------------------------------------------------
     def add_item(
@@ -241,7 +261,7 @@ class Store:
             values = dict(row)
             values["topics"] = json.dumps(list(values["topics"]), ensure_ascii=False)
             values["scores"] = json.dumps(dict(values.get("scores") or {}), ensure_ascii=False)
-            inserted = conn.execute(insert(items).values(**values)).inserted_primary_key
+            inserted = conn.execute(_INSERT_ITEM, values).inserted_primary_key
             assert inserted is not None
             item_id = int(inserted[0])
             key_rows = [
@@ -255,19 +275,13 @@ class Store:
                 }
                 for k in dict.fromkeys(item_keys)
             ]
-            # A revision takes over the keys of the version before it, so the next check compares with it.
-            conn.execute(
-                sqlite_insert(keys).on_conflict_do_update(
-                    index_elements=["key"], set_={"item_id": item_id, "status": "filed", "version": version}
-                ),
-                key_rows,
-            )
+            conn.execute(_FILE_KEYS, key_rows)
             conn.exec_driver_sql(
                 "INSERT INTO items_fts(rowid, title, body) VALUES (?, ?, ?)", (item_id, row["title"], body)
             )
             if simhash is not None:
                 conn.execute(
-                    insert(simbands),
+                    _INSERT_BANDS,
                     [
                         {"item_id": item_id, "band": b, "value": v, "day": row["filed_day"]}
                         for b, v in bands(simhash)
@@ -292,7 +306,7 @@ class Store:
 
     def item_path(self, item_id: int) -> str | None:
         with self.engine.connect() as conn:
-            return conn.execute(select(items.c.path).where(items.c.id == item_id)).scalar()
+            return conn.execute(_ITEM_PATH, {"id": item_id}).scalar()
 
     def seen(self, key: str) -> tuple[str, int | None, str | None] | None:
         """(status, item id, version) recorded for a key, or None."""
