@@ -66,6 +66,21 @@ _FURNITURE_IN = re.compile(
     r"|\b(photo|foto|bild|credit|fotó)s?\s*:\s*[^.:]{1,60}$|\(credit:|getty images\)?$|^(photos?|fotos?) ©)",
     re.IGNORECASE,
 )
+# Literals one of which every _FURNITURE_IN branch needs (compared casefolded): a line without any is not
+# searched, which spares the regex on nearly every line of an article (it tries each branch at each position).
+_FURNITURE_HINTS = tuple(
+    hint.casefold()
+    for hint in (
+        "newsletter", "boletín", "your inbox", "thanks for signing up", "error processing your subscription",
+        "click here", "klicken sie hier", "follow", "non-commercial use only", "fehler gefunden",
+        "error has occurred", "copyright", "©", "rights reserved", "rechte vorbehalten", "droits réservés",
+        "derechos reservados", "무단전재", "無断転載", "photo", "foto", "bild", "image", "picture", "credit",
+        "zdjęcie", "getty images",
+    )
+)  # fmt: skip
+# C0 controls make lxml refuse a page. A page whose bytes hold none (UTF-8 and the legacy charsets hold them
+# only for the controls themselves) needs no search of its decoded text for them.
+_C0_BYTES = bytes(c for c in range(32) if chr(c) not in "\t\n\r")
 # The fast pass is retried with the full cascade below this many characters, and the full result is taken
 # when it is this many times longer.
 _SHORT_FAST = 2000
@@ -84,13 +99,28 @@ def extract_article(
     body: bytes, url: str, content_type: str | None = None, fallback_title: str | None = None
 ) -> Article | None:
     """Extract the main text of a page; None when the page holds no article text."""
-    # Control characters make lxml (and so trafilatura) give up on the whole page; they are never text.
-    html = _INVISIBLE.sub("", decode_html(body, content_type))
+    return extract_decoded(body, decode_html(body, content_type), url, fallback_title)
+
+
+def extract_decoded(body: bytes, html: str, url: str, fallback_title: str | None = None) -> Article | None:
+    """extract_article on a page already decoded (`html` is decode_html of `body`), for callers that read
+    the decoded page too (the not-an-article check), so it is decoded once."""
+    # Control characters make lxml (and so trafilatura) give up on the whole page; they are never text. The
+    # invisible characters that lxml accepts are dropped from each extracted line by clean_line.
+    if len(body.translate(None, _C0_BYTES)) != len(body):
+        html = _INVISIBLE.sub("", html)
     if not html.strip():
         return None
     try:
         tree = lxml_html.document_fromstring(html)
-    except (ValueError, lxml_html.etree.ParserError):
+    except ValueError:
+        # Controls the bytes did not show (a 7-bit charset's escapes, UTF-16 without a BOM read as such).
+        html = _INVISIBLE.sub("", html)
+        try:
+            tree = lxml_html.document_fromstring(html)
+        except (ValueError, lxml_html.etree.ParserError):
+            return None
+    except lxml_html.etree.ParserError:
         return None
     # Read what we need from the page before trafilatura, which prunes the tree it is given.
     language = _language(tree)
@@ -162,7 +192,10 @@ def _is_boilerplate(line: str) -> bool:
     pointers, photo credits, copyright lines. Only short blocks: a paragraph of prose is never furniture."""
     if len(line) > _MAX_FURNITURE:
         return False
-    return bool(_FURNITURE_LINE.fullmatch(line) or _FURNITURE_START.match(line) or _FURNITURE_IN.search(line))
+    if _FURNITURE_LINE.fullmatch(line) or _FURNITURE_START.match(line):
+        return True
+    folded = line.casefold()
+    return any(hint in folded for hint in _FURNITURE_HINTS) and bool(_FURNITURE_IN.search(line))
 
 
 def _link_texts(tree: lxml_html.HtmlElement) -> frozenset[str]:

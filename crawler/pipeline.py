@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from crawler import dedup
 from crawler.config import Source
-from crawler.extract import decode_html, extract_article
+from crawler.extract import decode_html, extract_decoded
 from crawler.filing import (
     Candidate,
     Prepared,
@@ -65,7 +65,7 @@ class PollReport:
 
 
 Outcome = tuple[Literal["new", "duplicate", "known", "old", "failed"], str]
-# The raw page is checked for block, consent and captcha markers near its start.
+# The decoded page is checked for block, consent and captcha markers near its start (characters).
 QUALITY_PREFIX = 200_000
 
 
@@ -252,10 +252,11 @@ async def _file_entry(
 def extract_checked(
     body: bytes, url: str, content_type: str | None, title: str | None, status: int, min_chars: int
 ) -> tuple[Article | None, str | None]:
-    """Extraction and the not-an-article check, together in a worker process (both read the page)."""
-    article = extract_article(body, url, content_type, title)
-    html = decode_html(body[:QUALITY_PREFIX], content_type)
-    return article, not_an_article(article, html, status, min_chars)
+    """Extraction and the not-an-article check, together in a worker process (both read the page, which is
+    decoded once for both)."""
+    html = decode_html(body, content_type)
+    article = extract_decoded(body, html, url, title)
+    return article, not_an_article(article, html[:QUALITY_PREFIX], status, min_chars)
 
 
 def extract_for_filing(
