@@ -13,7 +13,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from crawler import dedup
 from crawler.config import Source
@@ -32,11 +32,9 @@ from crawler.health import adaptive_interval, next_poll
 from crawler.metrics import METRICS
 from crawler.models import Article, FeedItem, FetchResult
 from crawler.quality import not_an_article
+from crawler.reading import SourceRead, read_source
 from crawler.resources import Resources
 from crawler.store import PollRow
-
-if TYPE_CHECKING:
-    from crawler.reading import SourceRead
 
 log = logging.getLogger(__name__)
 
@@ -70,10 +68,6 @@ QUALITY_PREFIX = 200_000
 
 
 async def poll_source(res: Resources, source: Source) -> PollReport:
-    # Imported here, not with the module: worker processes import this module for extract_for_filing, and
-    # the readers bring Scrapy along (sitemaps), which a worker has no use for.
-    from crawler.reading import read_source
-
     report = PollReport(source.name)
     state = await res.write(_current_state, res, source)
     read = await read_source(res, source, state)

@@ -6,20 +6,19 @@ dropped here, before anything is fetched: a site's full sitemap may list every a
 
 Scrapy's `scrapy.utils.sitemap.Sitemap` parses with the same safe lxml options used below, but it keeps only
 the direct children of each <url>, so <news:publication_date> and <news:title>, one level deeper, are lost;
-hence lxml directly. Its `gunzip` (with a size cap) is used for .xml.gz sitemaps.
+hence lxml directly. .xml.gz sitemaps are decompressed with zlib under the same size cap as downloads (not
+with Scrapy's gunzip: this module runs in worker processes, which have no use for Scrapy's imports).
 """
 
 from __future__ import annotations
 
 import re
-import struct
 import zlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urljoin
 
 from lxml import etree
-from scrapy.utils.gz import gunzip
 
 from crawler.models import FeedItem
 
@@ -60,12 +59,7 @@ def parse_sitemap(
     if body[:2] == b"\x1f\x8b":
         # A .xml.gz file is gzip data whatever its Content-Type (application/x-gzip, octet-stream, none).
         # Content-Encoding: gzip is undone by the downloader before this, so only these bytes tell.
-        try:
-            body = gunzip(body, max_size=max_bytes)
-        except ValueError:  # scrapy's size-exceeded error is a ValueError
-            raise SitemapError(f"gzip sitemap larger than {max_bytes} bytes once decompressed") from None
-        except (OSError, EOFError, struct.error, zlib.error) as exc:
-            raise SitemapError(f"broken gzip data: {exc}") from None
+        body = _gunzip(body, max_bytes)
     if now.tzinfo is None:
         now = now.replace(tzinfo=UTC)
     cutoff = now - max_age if max_age is not None else None
@@ -83,6 +77,32 @@ def parse_sitemap(
     if kind in ("rss", "feed", "RDF"):
         raise SitemapError(f"not a sitemap: the document is a feed (<{kind}>); use `kind: feed`")
     raise SitemapError(f"not a sitemap: the root element is <{kind}>, not <urlset> or <sitemapindex>")
+
+
+def _gunzip(data: bytes, max_bytes: int) -> bytes:
+    """Decompress gzip data, every member of it, stopping past max_bytes of output (a gzip bomb).
+
+    A corrupt or truncated end keeps what decompressed before it, as browsers do: a sitemap cut in transit
+    still lists its first pages (the XML parser recovers the cut document).
+    """
+    out = bytearray()
+    rest = data
+    while rest:
+        unzip = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)  # gzip header and trailer
+        try:
+            out += unzip.decompress(rest, max_bytes + 1 - len(out))  # one byte over the cap is enough to know
+        except zlib.error as exc:
+            if out:
+                break  # garbage after a member, or a corrupt end: keep what came before
+            raise SitemapError(f"broken gzip data: {exc}") from None
+        if len(out) > max_bytes:
+            raise SitemapError(f"gzip sitemap larger than {max_bytes} bytes once decompressed")
+        if not unzip.eof:
+            if out:
+                break  # truncated
+            raise SitemapError("broken gzip data: truncated before any content")
+        rest = unzip.unused_data.lstrip(b"\x00")  # another member may follow, after zero padding
+    return bytes(out)
 
 
 def _parse_xml(body: bytes) -> etree._Element | None:
