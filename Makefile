@@ -24,7 +24,9 @@ demo: $(VENV)/.installed
 
 test: $(VENV)/.installed-test
 	sh tests/install_chromium.sh
-	$(BIN)/python -m pytest -q
+	# Two workers, one test file each at a time (module-scoped scenarios run once): most tests wait on
+	# subprocesses and servers, so two run side by side even on two cores.
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 test-slow: $(VENV)/.installed-test
 	$(BIN)/python -m pytest -q -m slow
