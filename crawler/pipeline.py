@@ -42,6 +42,10 @@ log = logging.getLogger(__name__)
 # how many response bodies one poll holds in memory.
 ITEMS_IN_FLIGHT = 8
 
+# Failed items logged one by one per poll; the rest are one summary line (a feed of 1,000 dead links would
+# otherwise write 1,000 warnings). Every failure is still in the poll's report and the digest.
+FAILURES_LOGGED = 5
+
 # Article pages answering with these are gone for good: remember them so they are not fetched at every poll.
 PERMANENT_STATUSES = {404, 410, 451}
 
@@ -115,7 +119,15 @@ async def _file_entries(res: Resources, source: Source, entries: list[FeedItem],
         else:
             report.failed += 1
             report.failures.append(detail)
-            log.warning("%s: %s", source.name, detail)
+            if report.failed <= FAILURES_LOGGED:
+                log.warning("%s: %s", source.name, detail)
+    if report.failed > FAILURES_LOGGED:
+        log.warning(
+            "%s: %d more items failed (%d in all; each is in the poll summary)",
+            source.name,
+            report.failed - FAILURES_LOGGED,
+            report.failed,
+        )
     log.info(
         "%s: %d new, %d duplicate, %d failed, %d already known%s",
         source.name,
@@ -209,6 +221,11 @@ async def _file_entry(
         if hit is not None and hit[0] == "filed" and hit[1] is not None:
             await res.write(record_duplicate, res, hit[1], source.name, entry.url, keys)
             return "duplicate", entry.url
+        if not source.backfill and _feed_too_old(entry, res.config.settings.max_age):
+            # The feed's date is the one filing would use (see _published): too old whatever the page says,
+            # so the page is not downloaded. Entries without one are judged after extraction, below.
+            await res.write(res.store.remember, keys, "old", source.name)
+            return "old", entry.url
     page = await res.fetcher.fetch(entry.url, obey_robots=source.robots)
     problem = _http_problem(page)
     if problem:
@@ -281,6 +298,11 @@ def _published(entry: FeedItem, article: Article) -> str | None:
         if when is not None and when <= latest:
             return when.astimezone(UTC).isoformat(timespec="seconds")
     return None
+
+
+def _feed_too_old(entry: FeedItem, max_age: timedelta) -> bool:
+    # A date in the future is ignored by _published, but such a date is never too old either.
+    return entry.published is not None and entry.published < datetime.now(UTC) - max_age
 
 
 def _too_old(published: str | None, max_age: timedelta) -> bool:

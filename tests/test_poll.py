@@ -171,3 +171,57 @@ def _today() -> str:
     from datetime import UTC, datetime
 
     return datetime.now(UTC).date().isoformat()
+
+
+def _feed(site: Site, entries: list[tuple[str, str | None]]) -> str:
+    """RSS of (path, RFC 822 date or None) entries with GUIDs; an entry without a date has no pubDate."""
+    items = "".join(
+        f"<item><title>Item {p}</title><link>{site.url(p)}</link><guid>{site.url(p)}</guid>"
+        + (f"<pubDate>{d}</pubDate>" if d else "")
+        + "</item>"
+        for p, d in entries
+    )
+    return (
+        "<?xml version='1.0' encoding='utf-8'?><rss version='2.0'><channel><title>t</title>"
+        f"<link>{site.base}/</link><description>d</description>{items}</channel></rss>"
+    )
+
+
+def test_old_entries_are_not_downloaded_and_failures_are_logged_in_brief(site: Site, tmp_path) -> None:
+    from datetime import UTC, datetime, timedelta
+    from email.utils import format_datetime
+
+    now, long_ago = datetime.now(UTC), datetime.now(UTC) - timedelta(days=90)
+    site.set("/fresh.html", article_html("Fresh", lorem("fresh story in Caracas")))
+    site.set("/old.html", article_html("From the archive", lorem("old story in Lima")))
+    # No date in the feed: only the page tells its age, so it must be downloaded to be judged.
+    dated = article_html("Undated in the feed", lorem("undated story in Quito")).replace(
+        "<head>", f"<head><meta property='article:published_time' content='{long_ago.isoformat()}'>"
+    )
+    site.set("/undated.html", dated)
+    dead = [(f"/dead{i}.html", format_datetime(now)) for i in range(8)]  # never set: 404
+    entries = [
+        ("/fresh.html", format_datetime(now)),
+        ("/old.html", format_datetime(long_ago)),
+        ("/undated.html", None),
+        *dead,
+    ]
+    site.set("/feed.xml", _feed(site, entries), content_type="application/rss+xml")
+    cfg = write_config(tmp_path / "config", [{"name": "news", "url": site.url("/feed.xml")}])
+
+    result = crawler_cmd("poll", "--config", str(cfg))
+    assert result.returncode == 0, result.stderr
+    assert "news: 1 new, 0 duplicate, 8 failed, 0 already known, 2 too old" in result.stdout
+    # The feed's date was enough: the old page was never requested; the undated one was, once.
+    assert site.hits_of("/old.html") == 0
+    assert site.hits_of("/undated.html") == 1
+    assert all(site.hits_of(p) >= 1 for p, _ in dead)
+    # Each failure is in the summary; the log names the first few and counts the rest on one line.
+    assert sum(f"{site.url(p)}: HTTP 404" in result.stdout for p, _ in dead) == 8
+    logged = [line for line in result.stderr.splitlines() if "HTTP 404" in line]
+    assert len(logged) == 5, result.stderr
+    assert "news: 3 more items failed (8 in all; each is in the poll summary)" in result.stderr
+    # Remembered as old: the next poll of a changed feed does not look at it again.
+    site.set("/feed.xml", _feed(site, [("/new.html", format_datetime(now)), *entries]))
+    again = crawler_cmd("poll", "--config", str(cfg))
+    assert "2 too old" not in again.stdout and site.hits_of("/old.html") == 0
