@@ -22,7 +22,6 @@ MAX_TITLE = 300
 # Characters that are not text: C0/C1 controls (tab and newline are handled as white space), zero-width marks
 # and the BOM. They turn up in pasted CMS content and would make otherwise equal texts hash differently.
 _INVISIBLE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b-\u200d\u2060\ufeff]")
-_SPACES = re.compile(r"\s+")
 _WORD = re.compile(r"\w+")
 # Link blocks: at most this long (a related-story teaser; a paragraph of prose is longer), made of link texts
 # of at least _MIN_LINK_TEXT characters, with at most this share of their words outside them.
@@ -91,8 +90,8 @@ _URLISH = re.compile(r"(?:https?://|www\.)\S+$", re.IGNORECASE)
 
 def clean_line(text: str) -> str:
     """One paragraph or title as a single NFC line without invisible characters or runs of spaces."""
-    text = _INVISIBLE.sub("", unicodedata.normalize("NFC", text))
-    return _SPACES.sub(" ", text).strip()
+    # str.split() splits on exactly what \s matches, at half the cost of a regex substitution.
+    return " ".join(_INVISIBLE.sub("", unicodedata.normalize("NFC", text)).split())
 
 
 def extract_article(
