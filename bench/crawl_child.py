@@ -17,6 +17,7 @@ import json
 import logging
 import os
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any, TextIO
@@ -81,6 +82,22 @@ def memory() -> dict[str, int]:
     }
 
 
+def thread_cpu() -> dict[str, float]:
+    """CPU seconds so far of each thread of this process, by Python thread name (the event loop runs on
+    MainThread, filing on the writer thread; the pool's manager and queue feeder threads move the work)."""
+    names = {t.native_id: t.name for t in threading.enumerate()}
+    out: dict[str, float] = {}
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            fields = Path(f"/proc/self/task/{tid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        # Numbered pool threads ("ThreadPoolExecutor-0_0") are counted by pool.
+        name = names.get(int(tid), "other").rsplit("_", 1)[0]
+        out[name] = out.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+    return out
+
+
 def cpu() -> tuple[float, float]:
     """CPU seconds so far of this process and of its worker processes."""
     me = os.getpid()
@@ -98,18 +115,20 @@ async def warm(res: Resources) -> dict[str, Any]:
 
 async def poll_all(res: Resources) -> dict[str, Any]:
     archive = res.data_dir / "archive"
-    cpu0, began, wall0 = cpu(), time.perf_counter(), time.time()
+    cpu0, threads0, began, wall0 = cpu(), thread_cpu(), time.perf_counter(), time.time()
     reports: list[PollReport] = await asyncio.gather(
         *(poll_source(res, s) for s in res.config.sources if s.enabled)
     )
     wall = time.perf_counter() - began
     main, workers = (b - a for a, b in zip(cpu0, cpu(), strict=True))
+    threads = {k: round(v - threads0.get(k, 0.0), 2) for k, v in thread_cpu().items()}
     last_file = max((p.stat().st_mtime for p in archive.glob("*/*.json")), default=wall0)
     return {
         "wall_s": wall,
         "cpu_s": main + workers,
         "cpu_main_s": main,
         "cpu_workers_s": workers,
+        "cpu_main_threads_s": {k: v for k, v in sorted(threads.items()) if v},
         "to_last_file_s": max(0.0, last_file - wall0),
         "new": sum(r.new for r in reports),
         "duplicate": sum(r.duplicate for r in reports),

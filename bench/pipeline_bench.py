@@ -305,6 +305,7 @@ def summarise(
             "wall_s": first["wall_s"], "to_last_file_s": first["to_last_file_s"],
             "filed_per_s": filed / wall, "pages_per_s": len(pages) / wall, "cpu_s": first["cpu_s"],
             "cpu_main_s": first["cpu_main_s"], "cpu_workers_s": first["cpu_workers_s"],
+            "cpu_main_threads_s": first.get("cpu_main_threads_s", {}),
             "requests": first["requests"], "failures": first["failures"], "errors": first["errors"],
         },
         "b_bare_extraction": {
@@ -346,6 +347,12 @@ def print_table(console: Console, r: dict[str, Any]) -> None:
         t.add_row("a/b", "CPU: bare / end to end", f"{r['ratio_cpu_bare_vs_end_to_end']:.3f}")
         cpu = f"{a['cpu_main_s']:.1f} + {a['cpu_workers_s']:.1f} (bare {b['cpu_s']:.1f})"
         t.add_row("a", "CPU s: crawler + workers", cpu)
+        short = {"MainThread": "loop", "archive-writer": "writer"}  # the event loop (Scrapy), filing
+        threads = a.get("cpu_main_threads_s", {})
+        top = sorted(threads.items(), key=lambda kv: -kv[1])[:2]
+        if top:
+            shown = ", ".join(f"{short.get(k, k)} {v:.1f}" for k, v in top)
+            t.add_row("a", "CPU s: crawler's threads", shown)
     t.add_row("c", "re-poll wall time", f"{c['wall_s']:.2f} s")
     t.add_row("c", "re-poll requests", ", ".join(f"{k}: {n}" for k, n in c["requests"].items()))
     t.add_row("c", "article fetches (must be 0)", str(c["article_fetches"]))
