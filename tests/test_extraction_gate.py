@@ -16,31 +16,18 @@ shared cores.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 from xml.sax.saxutils import escape
 
 import pytest
-from conftest import CHECK_ARCHIVE, CORPORA, ROOT, Site, crawler_cmd, write_config
+from conftest import CHECK_ARCHIVE, CORPORA, Site, crawler_cmd, load_bench, write_config
 from lxml import html as lxml_html
 
-
-def _load_scoring() -> ModuleType:
-    path = ROOT / "bench" / "scoring.py"
-    spec = importlib.util.spec_from_file_location("bench_scoring", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
-
-
-scoring = _load_scoring()
+scoring = load_bench("scoring")
 
 SHORT = {"article-extraction-benchmark": "aeb", "fundus": "fundus"}
 # Measured end to end (see the module docstring); floors 0.005 below. Per corpus: (F1 floor, measured).

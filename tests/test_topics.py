@@ -3,9 +3,7 @@ floor on our labels of the dev corpora (../shared/corpora)."""
 
 from __future__ import annotations
 
-import importlib.util
 import pickle
-import sys
 import time
 import unicodedata
 from pathlib import Path
@@ -13,6 +11,7 @@ from pathlib import Path
 import pydantic
 import pytest
 import yaml
+from conftest import load_bench
 
 from crawler.models import Flags
 from crawler.topics import (
@@ -673,13 +672,7 @@ MEANINGFUL = 8
 
 
 def _bench():
-    path = ROOT / "bench" / "topic_quality.py"
-    spec = importlib.util.spec_from_file_location("topic_quality", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
+    return load_bench("topic_quality")
 
 
 @pytest.fixture(scope="module")
