@@ -26,6 +26,13 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args))
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:
+        from crawler.migrations import IndexUnusable  # alembic is imported only when this can be the case
+
+        if not isinstance(exc, IndexUnusable):
+            raise
+        print(f"crawler {args.command}: {exc}", file=sys.stderr)
+        return 1
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -95,6 +102,12 @@ def _parser() -> argparse.ArgumentParser:
     reindex = sub.add_parser("reindex", help="rebuild the index from the archive files alone")
     reindex.add_argument("--config", type=Path, help=config_help)
     reindex.set_defaults(func=cmd_reindex)
+
+    migrate = sub.add_parser(
+        "migrate", help="upgrade the index's schema (PostgreSQL: before first use)"
+    )
+    migrate.add_argument("--config", type=Path, help=config_help)
+    migrate.set_defaults(func=cmd_migrate)
 
     retag = sub.add_parser("retag", help="apply the current topic rules to archived items again")
     retag.add_argument("--since", type=date.fromisoformat, help="only items filed on or after YYYY-MM-DD")
@@ -331,6 +344,20 @@ def cmd_reindex(args: argparse.Namespace) -> int:
     finally:
         lock.release()
     print(f"index rebuilt from the archive: {count} item(s)")
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    config = _load(args)
+    if config is None:
+        return 1
+    from crawler.resources import migrate_index
+
+    before, after = migrate_index(config)
+    if before == after:
+        print(f"index already at revision {after}")
+    else:
+        print(f"index migrated from revision {before or 'none (new index)'} to {after}")
     return 0
 
 

@@ -138,8 +138,17 @@ class AdaptiveSettings(_Strict):
         return self
 
 
+# The index engines: SQLite (embedded, the default) and PostgreSQL (shared by several machines).
+DATABASE_DIALECTS = ("sqlite", "postgresql")
+
+
 class Settings(_Strict):
     data_dir: Path | None = Field(default=None, description="Relative to the config folder.")
+    database: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL of the index, e.g. postgresql+psycopg://user@host:5432/crawler "
+        "(default: the SQLite file index.sqlite3 in the data folder).",
+    )
     timezone: str = "UTC"
     every: Duration = Field(default=timedelta(hours=1), description="Default poll interval of a source.")
     max_age: Duration = Field(
@@ -161,6 +170,27 @@ class Settings(_Strict):
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError):
             raise ValueError(f"unknown time zone {value!r}: use an IANA name such as Europe/Madrid") from None
+        return value
+
+    @field_validator("database")
+    @classmethod
+    def _database(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        # Parsed here so a typo is reported by `crawler check` at its line, not when the index is opened.
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
+        try:
+            url = make_url(value)
+        except ArgumentError:
+            raise ValueError(
+                f"not a database URL: {value!r}: use e.g. postgresql+psycopg://user@host:5432/crawler"
+            ) from None
+        if url.get_backend_name() not in DATABASE_DIALECTS:
+            raise ValueError(
+                f"unsupported database {url.get_backend_name()!r}: use postgresql://... or sqlite:///..."
+            )
         return value
 
 

@@ -16,6 +16,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from sqlalchemy.engine import make_url
+
 from crawler import dedup
 from crawler.archive import reconcile
 from crawler.config import Config
@@ -124,8 +126,24 @@ class Resources:
 INDEX_FILE = "index.sqlite3"
 
 
+def index_target(config: Config) -> Path | str:
+    """Where the index lives: crawler.yaml `database:` (a URL), else the SQLite file in the data folder."""
+    return config.settings.database or config.data_dir / INDEX_FILE
+
+
 def open_store(config: Config) -> Store:
-    return Store(config.data_dir / INDEX_FILE)
+    return Store(index_target(config))
+
+
+def migrate_index(config: Config) -> tuple[str | None, str]:
+    """`crawler migrate`: upgrade the index to the current schema; (revision before, revision after)."""
+    from crawler.migrations import upgrade
+
+    store = Store(index_target(config), ready=False)
+    try:
+        return upgrade(store.engine)
+    finally:
+        store.close()
 
 
 def recover(store: Store, data_dir: Path, days: int | None = 2) -> int:
@@ -159,7 +177,10 @@ def rebuild_index(config: Config) -> int:
     The new index is built beside the old one and moved into place when complete, so an interrupted rebuild
     leaves the old index as it was. Poll history and source health are not in the archive and start afresh.
     """
-    final = config.data_dir / INDEX_FILE
+    target = index_target(config)
+    if not isinstance(target, Path) and make_url(target).get_backend_name() == "postgresql":
+        return rebuild_postgres(target, config.data_dir)
+    final = target if isinstance(target, Path) else Path(make_url(target).database or "")
     building = final.with_name(final.name + ".rebuild")
     for leftover in building.parent.glob(building.name + "*"):
         leftover.unlink()
@@ -172,6 +193,65 @@ def rebuild_index(config: Config) -> int:
         final.with_name(final.name + suffix).unlink(missing_ok=True)
     os.replace(building, final)
     return count
+
+
+REBUILD_SCHEMA = "crawler_rebuild"
+OLD_SCHEMA = "crawler_replaced"
+
+
+def rebuild_postgres(url: str, data_dir: Path) -> int:
+    """`crawler reindex` on PostgreSQL: build a complete index in a schema of its own, then swap it in.
+
+    The new tables are made by the migrations in the schema `crawler_rebuild` and filled from the archive
+    while the service may still read the old ones; then one transaction moves the old tables aside and the new
+    ones into their place and drops the old. An interrupted rebuild leaves the live index as it was (the next
+    rebuild starts by dropping the half-built schema). Poll history and source health start afresh, as on
+    SQLite.
+    """
+    from crawler.migrations import upgrade
+
+    admin = Store(url, ready=False)
+    try:
+        with admin.engine.begin() as conn:
+            live = conn.exec_driver_sql("SELECT current_schema()").scalar_one()
+            conn.exec_driver_sql(f"DROP SCHEMA IF EXISTS {REBUILD_SCHEMA} CASCADE")
+            conn.exec_driver_sql(f"CREATE SCHEMA {REBUILD_SCHEMA}")
+        building = Store(_in_schema(url, REBUILD_SCHEMA), ready=False)
+        try:
+            upgrade(building.engine)
+            count = recover(building, data_dir, days=None)
+        finally:
+            building.close()
+        with admin.engine.begin() as conn:
+            _swap(conn, live)
+    finally:
+        admin.close()
+    return count
+
+
+def _in_schema(url: str, schema: str) -> str:
+    """The URL with its connections' search_path set to `schema` (unqualified names resolve there)."""
+    parsed = make_url(url)
+    return parsed.update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(
+        hide_password=False
+    )
+
+
+def _swap(conn: Any, live: str) -> None:
+    tables = [
+        r[0]
+        for r in conn.exec_driver_sql(
+            "SELECT tablename FROM pg_tables WHERE schemaname = %(s)s", {"s": REBUILD_SCHEMA}
+        )
+    ]
+    conn.exec_driver_sql(f"DROP SCHEMA IF EXISTS {OLD_SCHEMA} CASCADE")
+    conn.exec_driver_sql(f"CREATE SCHEMA {OLD_SCHEMA}")
+    for table in tables:  # owned sequences and indexes move with their table
+        if conn.exec_driver_sql("SELECT to_regclass(%(t)s)", {"t": f'"{live}"."{table}"'}).scalar():
+            conn.exec_driver_sql(f'ALTER TABLE "{live}"."{table}" SET SCHEMA {OLD_SCHEMA}')
+        conn.exec_driver_sql(f'ALTER TABLE {REBUILD_SCHEMA}."{table}" SET SCHEMA "{live}"')
+    conn.exec_driver_sql(f"DROP SCHEMA {OLD_SCHEMA} CASCADE")
+    conn.exec_driver_sql(f"DROP SCHEMA {REBUILD_SCHEMA}")
 
 
 @asynccontextmanager

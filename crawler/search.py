@@ -1,6 +1,10 @@
-"""`crawler search`: the archive's full text, ranked (SQLite FTS5, bm25), with snippets.
+"""`crawler search`: the archive's full text, ranked, with snippets.
 
-The FTS5 table is SQLite's; a PostgreSQL index would use its own full-text search behind the same function.
+SQLite: the FTS5 table, ranked by bm25, its query syntax (falling back to the plain words). PostgreSQL: the
+generated tsvector of items_fts (the 'simple' configuration, GIN-indexed), queried with websearch_to_tsquery
+(quotes, OR and -word as in a web search engine, never a syntax error), ranked by ts_rank with the title
+weighing more, snippets by ts_headline. Unlike SQLite's index, PostgreSQL's does not fold accents (that needs
+the unaccent extension, which a shared server may not offer).
 """
 
 from __future__ import annotations
@@ -34,9 +38,23 @@ LIMIT :limit
 """
 
 
+_PG_SQL = """
+SELECT items.path, items.title, items.source, items.filed_day, items.url,
+       ts_headline('simple', items_fts.body, q,
+                   'StartSel=[, StopSel=], MaxFragments=1, MaxWords=16, MinWords=6, FragmentDelimiter=…')
+FROM items_fts JOIN items ON items.id = items_fts.item_id,
+     websearch_to_tsquery('simple', :query) AS q
+WHERE items_fts.document @@ q {filters}
+ORDER BY ts_rank('{{0.1, 0.2, 0.4, 1.0}}', items_fts.document, q) DESC, items.id
+LIMIT :limit
+"""
+
+
 def search(
     store: Store, query: str, topic: str | None = None, since: str | None = None, limit: int = 20
 ) -> list[Hit]:
+    if store.dialect == "postgresql":
+        return _search_postgres(store, query, topic, since, limit)
     filters = ""
     params: dict[str, object] = {"limit": limit}
     if topic:
@@ -58,3 +76,17 @@ def search(
 def _plain(query: str) -> str:
     words = re.findall(r"\w+", query)
     return " ".join(f'"{w}"' for w in words) or '""'
+
+
+def _search_postgres(store: Store, query: str, topic: str | None, since: str | None, limit: int) -> list[Hit]:
+    filters = ""
+    params: dict[str, object] = {"limit": limit, "query": query}
+    if topic:
+        filters += " AND CAST(items.topics AS jsonb) ? :topic"
+        params["topic"] = topic
+    if since:
+        filters += " AND items.filed_day >= :since"
+        params["since"] = since
+    with store.engine.connect() as conn:
+        rows = conn.execute(text(_PG_SQL.format(filters=filters)), params).all()
+    return [Hit(*row) for row in rows]
