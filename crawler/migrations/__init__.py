@@ -22,6 +22,7 @@ from sqlalchemy import Connection, Engine, inspect
 
 HERE = Path(__file__).parent
 FIRST = "0001"  # the schema of the code before migrations: what an unversioned index is stamped at
+UNVERSIONED = "unversioned (made before migrations)"
 
 
 class IndexUnusable(Exception):
@@ -53,12 +54,16 @@ def current(conn: Connection) -> str | None:
 
 
 def upgrade(engine: Engine) -> tuple[str | None, str]:
-    """Bring the index to the latest revision; returns (revision before, revision after)."""
+    """Bring the index to the latest revision; returns (revision before, revision after).
+
+    The revision before is None for a new (empty) index and UNVERSIONED for one made before migrations.
+    """
     with engine.begin() as conn:
         before = current(conn)
         if before is None and _has_tables(conn):
             _check_legacy(conn)
             command.stamp(alembic_config(conn), FIRST)
+            before = UNVERSIONED
         if current(conn) != head():
             command.upgrade(alembic_config(conn), "head")
     return before, head()
