@@ -22,6 +22,8 @@ import time
 from pathlib import Path
 from typing import Any, TextIO
 
+from bare_extract import WARM_ROUNDS, warmed
+
 from crawler import runtime
 from crawler.config import load_config
 from crawler.filing import topic_rules
@@ -108,9 +110,16 @@ async def warm(res: Resources) -> dict[str, Any]:
     # Also compiles the topic rules in each worker, as the first article of a service does.
     rules = topic_rules(res.config.topics)
     args = (WARM_PAGE, "http://127.0.0.1/warm", "text/html", None, 200, 10, rules, ())
-    jobs = [res.workers.run(extract_for_filing, *args) for _ in range(2 * pool_size())]
-    await asyncio.gather(*jobs)
-    return {"pool_size": pool_size(), **memory()}
+    # Until every worker has run one (see bare_extract.warm_every_worker: a fixed number of jobs often all go
+    # to the first worker ready, and the other's imports and topic compilation then count as polling work).
+    seen: set[int] = set()
+    for _ in range(WARM_ROUNDS):
+        jobs = [res.workers.run(warmed, extract_for_filing, *args) for _ in range(2 * pool_size())]
+        seen.update(await asyncio.gather(*jobs))
+        if len(seen) >= pool_size():
+            break
+        await asyncio.sleep(0.05)
+    return {"pool_size": pool_size(), "warmed": len(seen), **memory()}
 
 
 async def poll_all(res: Resources) -> dict[str, Any]:
