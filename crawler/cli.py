@@ -103,9 +103,7 @@ def _parser() -> argparse.ArgumentParser:
     reindex.add_argument("--config", type=Path, help=config_help)
     reindex.set_defaults(func=cmd_reindex)
 
-    migrate = sub.add_parser(
-        "migrate", help="upgrade the index's schema (PostgreSQL: before first use)"
-    )
+    migrate = sub.add_parser("migrate", help="upgrade the index's schema (PostgreSQL: before first use)")
     migrate.add_argument("--config", type=Path, help=config_help)
     migrate.set_defaults(func=cmd_migrate)
 

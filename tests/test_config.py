@@ -151,6 +151,32 @@ def test_unquoted_out_of_range_digest_time_is_an_error(tmp_path: Path) -> None:
     assert ":5: digest.at: " in err.value.problems[0]
 
 
+def test_database_url_is_kept_and_absent_means_sqlite(tmp_path: Path) -> None:
+    url = "postgresql+psycopg://crawler@127.0.0.1:5432/crawler"
+    folder = make_config(
+        tmp_path / "cfg", {"crawler.yaml": [("timezone: UTC", f"timezone: UTC\ndatabase: {url}")]}
+    )
+    assert load_config(folder).settings.database == url
+    assert load_config(make_config(tmp_path / "plain")).settings.database is None
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("not a url", "database: not a database URL: 'not a url'"),
+        ("mysql://u@h/db", "database: unsupported database 'mysql'"),
+    ],
+)
+def test_database_must_be_a_supported_url(tmp_path: Path, value: str, message: str) -> None:
+    folder = make_config(
+        tmp_path / "cfg", {"crawler.yaml": [("timezone: UTC", f"timezone: UTC\ndatabase: {value}")]}
+    )
+    with pytest.raises(ConfigError) as err:
+        load_config(folder)
+    assert len(err.value.problems) == 1
+    assert f"crawler.yaml:3: {message}" in err.value.problems[0]
+
+
 def test_config_error_lists_problems(tmp_path: Path) -> None:
     folder = make_config(tmp_path / "cfg", {"crawler.yaml": [("timezone: UTC", "timzone: UTC")]})
     with pytest.raises(ConfigError) as err:
