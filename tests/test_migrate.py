@@ -45,6 +45,10 @@ def _legacy_index(db: Path) -> None:
     engine.dispose()
 
 
+def test_the_head_constant_is_the_last_revision() -> None:
+    assert migrations.head() == migrations.script_head()
+
+
 def test_a_new_index_is_created_by_the_migrations(tmp_path: Path) -> None:
     db = tmp_path / "index.sqlite3"
     store = Store(db)
