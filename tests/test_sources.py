@@ -299,7 +299,8 @@ def test_real_world_feeds_are_polled_over_http(site: Site, tmp_path: Path, entry
     for host in sorted(hosts, key=len, reverse=True):
         body = body.replace(host.encode(), site.base.encode())
     site.set("/feed", body, content_type="application/xml")
-    cfg = write_config(tmp_path / "config", [{"name": "real", "url": site.url("/feed")}])
+    # Backfill: these captures are years old, and old entries are otherwise skipped before their download.
+    cfg = write_config(tmp_path / "config", [{"name": "real", "url": site.url("/feed"), "backfill": True}])
     out = _poll(cfg)
     match = re.search(r"real: (\d+) new, (\d+) duplicate, (\d+) failed, (\d+) already known", out)
     assert match, out
