@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import time, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
@@ -140,6 +141,8 @@ class AdaptiveSettings(_Strict):
 
 # The index engines: SQLite (embedded, the default) and PostgreSQL (shared by several machines).
 DATABASE_DIALECTS = ("sqlite", "postgresql")
+# The schemes the Redis client accepts for the work queue.
+QUEUE_SCHEMES = ("redis", "rediss", "unix")
 
 
 class Settings(_Strict):
@@ -148,6 +151,16 @@ class Settings(_Strict):
         default=None,
         description="SQLAlchemy URL of the index, e.g. postgresql+psycopg://user@host:5432/crawler "
         "(default: the SQLite file index.sqlite3 in the data folder).",
+    )
+    queue: str | None = Field(
+        default=None,
+        description="Redis URL of the work queue shared by scheduler and workers, e.g. redis://host:6379/0 "
+        "(default: none, everything runs in one process).",
+    )
+    queue_claim_after: Duration = Field(
+        default=timedelta(seconds=60),
+        description="A poll request a worker took and did not finish within this long is given to another "
+        "worker (the first one is presumed dead). Only used with queue.",
     )
     timezone: str = "UTC"
     every: Duration = Field(default=timedelta(hours=1), description="Default poll interval of a source.")
@@ -192,6 +205,30 @@ class Settings(_Strict):
                 f"unsupported database {url.get_backend_name()!r}: use postgresql://... or sqlite:///..."
             )
         return value
+
+    @field_validator("queue")
+    @classmethod
+    def _queue(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        # Checked here, without the Redis client, so `crawler check` reports a typo at its line.
+        url = urlsplit(value.strip())
+        if url.scheme not in QUEUE_SCHEMES:
+            raise ValueError(
+                f"not a Redis URL: {value!r}: use redis://host:6379/0 (or rediss:// for TLS, unix:///path)"
+            )
+        if url.scheme == "unix" and not url.path:
+            raise ValueError(f"not a Redis URL: {value!r}: a unix:// URL needs the socket's path")
+        if url.scheme != "unix":
+            try:
+                url.port  # noqa: B018  (parsing the port is the check)
+            except ValueError:
+                raise ValueError(f"not a Redis URL: {value!r}: the port must be a number") from None
+            if not url.hostname:
+                raise ValueError(f"not a Redis URL: {value!r}: it needs a host, e.g. redis://host:6379/0")
+            if url.path.strip("/") and not url.path.strip("/").isdigit():
+                raise ValueError(f"not a Redis URL: {value!r}: the path is the database number, e.g. /0")
+        return value.strip()
 
 
 class LinkRule(_Strict):

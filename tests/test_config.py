@@ -177,6 +177,50 @@ def test_database_must_be_a_supported_url(tmp_path: Path, value: str, message: s
     assert f"crawler.yaml:3: {message}" in err.value.problems[0]
 
 
+def _with_settings(tmp_path: Path, lines: str) -> Path:
+    return make_config(tmp_path / "cfg", {"crawler.yaml": [("timezone: UTC", f"timezone: UTC\n{lines}")]})
+
+
+def test_queue_absent_means_embedded_mode_and_claim_after_defaults_to_a_minute(tmp_path: Path) -> None:
+    settings = load_config(make_config(tmp_path / "plain")).settings
+    assert settings.queue is None
+    assert settings.queue_claim_after == timedelta(seconds=60)
+
+
+@pytest.mark.parametrize(
+    "url", ["redis://127.0.0.1:6379/0", "redis://:secret@queue.internal", "rediss://q.example:6380/2",
+            "unix:///run/redis/redis.sock"],
+)  # fmt: skip
+def test_queue_url_and_claim_after_are_kept(tmp_path: Path, url: str) -> None:
+    settings = load_config(_with_settings(tmp_path, f"queue: {url}\nqueue_claim_after: 90s")).settings
+    assert settings.queue == url
+    assert settings.queue_claim_after == timedelta(seconds=90)
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        (
+            "queue: postgresql://u@h/db",
+            "queue: not a Redis URL: 'postgresql://u@h/db': use redis://host:6379/0",
+        ),
+        ("queue: localhost:6379", "queue: not a Redis URL: 'localhost:6379': use redis://"),
+        ("queue: redis://", "queue: not a Redis URL: 'redis://': it needs a host"),
+        ("queue: redis://h:port/0", "queue: not a Redis URL: 'redis://h:port/0': the port must be a number"),
+        ("queue: redis://h:6379/jobs", "the path is the database number"),
+        ("queue: unix://", "a unix:// URL needs the socket's path"),
+        ("queue_claim_after: soon", "queue_claim_after: invalid duration 'soon'"),
+        ("queue_claim_after: 0", "queue_claim_after: a duration must be positive"),
+    ],
+)
+def test_queue_settings_are_validated(tmp_path: Path, line: str, message: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        load_config(_with_settings(tmp_path, line))
+    assert len(err.value.problems) == 1
+    assert "crawler.yaml:3: " in err.value.problems[0]
+    assert message in err.value.problems[0]
+
+
 def test_config_error_lists_problems(tmp_path: Path) -> None:
     folder = make_config(tmp_path / "cfg", {"crawler.yaml": [("timezone: UTC", "timzone: UTC")]})
     with pytest.raises(ConfigError) as err:
