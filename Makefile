@@ -25,6 +25,7 @@ demo: $(VENV)/.installed
 test: $(VENV)/.installed-test
 	sh tests/install_chromium.sh
 	sh tests/install_postgres.sh
+	sh tests/install_redis.sh
 	# Two workers, one test file each at a time (module-scoped scenarios run once): most tests wait on
 	# subprocesses and servers, so two run side by side even on two cores.
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile
