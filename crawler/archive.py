@@ -6,6 +6,9 @@ URL. Each file is written to a temporary name in the same folder, flushed to dis
 is renamed first and the sidecar last, so a sidecar marks a complete item. Whatever a crash leaves behind (a
 temporary file, a text without its sidecar) is removed by ``reconcile`` at the next start, and complete items
 missing from the index are added back to it.
+
+NNN comes from the folder (one writer: the embedded mode) or, when several processes share the archive and a
+PostgreSQL index, from the index (write_item's `allocate`, see store.Store.next_sequence).
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,19 +36,54 @@ def archive_dir(data_dir: Path) -> Path:
     return data_dir / "archive"
 
 
-def write_item(data_dir: Path, day: str, digest16: str, text: str, sidecar: dict[str, Any]) -> Filed:
-    """Write one item under the day's folder with the next free sequence number. Single writer only."""
-    folder = archive_dir(data_dir) / day
+def day_folder(data_dir: Path, day: str) -> Path:
+    return archive_dir(data_dir) / day
+
+
+def write_item(
+    data_dir: Path,
+    day: str,
+    digest16: str,
+    text: str,
+    sidecar: dict[str, Any],
+    allocate: Callable[[Path], int] | None = None,
+) -> Filed:
+    """Write one item under the day's folder with the next free sequence number.
+
+    Without `allocate` the number is the folder's next (single writer only); filers sharing the archive pass
+    one that allocates it in the shared index (given the day's folder, to seed a new day from its files).
+    """
+    folder = day_folder(data_dir, day)
     folder.mkdir(parents=True, exist_ok=True)
+    if allocate is not None:
+        sequence = allocate(folder)
+        stem = f"{sequence:03d}_{digest16}"
+        text_path, side_path = folder / f"{stem}.txt", folder / f"{stem}.json"
+        _write_pair(folder, text_path, side_path, text, sidecar)
+        return Filed(text_path, side_path, str(text_path.relative_to(data_dir)))
     sequence = next_sequence(folder)
     stem = f"{sequence:03d}_{digest16}"
     text_path, side_path = folder / f"{stem}.txt", folder / f"{stem}.json"
-    side = json.dumps(sidecar, ensure_ascii=False, indent=2, sort_keys=False) + "\n"
-    _write_atomic(text_path, text.encode("utf-8"))
-    _write_atomic(side_path, side.encode("utf-8"))
-    _fsync_dir(folder)
+    _write_pair(folder, text_path, side_path, text, sidecar)
     _LAST[folder] = (sequence, os.stat(folder).st_mtime_ns)
     return Filed(text_path, side_path, str(text_path.relative_to(data_dir)))
+
+
+def _write_pair(folder: Path, text_path: Path, side_path: Path, text: str, sidecar: dict[str, Any]) -> None:
+    side = json.dumps(sidecar, ensure_ascii=False, indent=2, sort_keys=False) + "\n"
+    _write_atomic(text_path, text.encode("utf-8"))
+    _write_atomic(side_path, side.encode("utf-8"))  # last: a sidecar marks a complete item
+    _fsync_dir(folder)
+
+
+def highest_sequence(folder: Path) -> int:
+    """The highest sequence among the folder's files (0 when none): where a new day's counter starts."""
+    highest = 0
+    for name in os.listdir(folder):
+        match = _NAME.match(name.removesuffix(TMP_SUFFIX))
+        if match:
+            highest = max(highest, int(match.group(1)))
+    return highest
 
 
 # The last sequence this process wrote per day folder, with the folder's modification time just after. Listing
@@ -63,12 +101,7 @@ def next_sequence(folder: Path) -> int:
                 return last[0] + 1
         except OSError:
             pass
-    highest = 0
-    for name in os.listdir(folder):
-        match = _NAME.match(name.removesuffix(TMP_SUFFIX))
-        if match:
-            highest = max(highest, int(match.group(1)))
-    return highest + 1
+    return highest_sequence(folder) + 1
 
 
 def write_text_atomic(path: Path, content: str) -> None:

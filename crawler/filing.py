@@ -1,8 +1,9 @@
 """Filing one extracted article: the last duplicate checks, topics, the archive files and the index.
 
-Runs on the single writer thread, one article at a time, so the checks and the write cannot race (two copies
-of a story arriving together are filed once). Duplicates are not filed but recorded on the item filed first
-("also reported by"), in its sidecar and in the index.
+Runs on the single writer thread, one article at a time. Processes sharing a PostgreSQL index file at the
+same time: the reads are only a fast path, and the claim of the article's keys and content hash (store.claim,
+a unique constraint) decides which of them files a story that reaches two of them at once. Duplicates are not
+filed but recorded on the item filed first ("also reported by"), in its sidecar and in the index.
 """
 
 from __future__ import annotations
@@ -11,13 +12,14 @@ import hashlib
 import json
 import logging
 import pickle
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
+from pathlib import Path
 from typing import Any, Literal
 
 from crawler import dedup
-from crawler.archive import write_item, write_text_atomic
+from crawler.archive import highest_sequence, write_item, write_text_atomic
 from crawler.config import Source
 from crawler.models import Article, FeedItem, Flags
 from crawler.resources import Resources
@@ -116,10 +118,14 @@ def file_article(res: Resources, c: Candidate) -> Outcome:
             store.set_version(c.keys[0], c.entry.version)
             return "known", f"{c.url}: updated, but the text barely changed"
     else:
+        # The reads are the fast path (a copy of a filed item, the usual case); the claim below decides.
         existing = store.item_for_keys(c.keys) or store.item_with_content(sha) or _near(res, c, fp)
         if existing is not None:
             record_duplicate(res, existing, c.source.name, c.url, c.keys)
             return "duplicate", c.url
+        lost = _claim(res, c, sha)
+        if lost is not None:
+            return lost
     if c.prepared is not None:
         flags = c.prepared.flags
     else:
@@ -143,8 +149,11 @@ def file_article(res: Resources, c: Candidate) -> Outcome:
         "also_reported_by": [],
         "revision_of": previous,
     }
-    filed = write_item(res.data_dir, day, dedup.url_digest(c.url), c.article.text, sidecar)
-    index_item(store, filed.relative, day, sidecar, c.article.body, c.keys, c.entry.version)
+    filed = write_item(
+        res.data_dir, day, dedup.url_digest(c.url), c.article.text, sidecar, _allocator(store, day)
+    )
+    item_keys = c.keys if c.revision_of is not None else [*c.keys, content_key(sha)]
+    index_item(store, filed.relative, day, sidecar, c.article.body, item_keys, c.entry.version)
     log.info("%s: filed %s (%s)", c.source.name, filed.relative, c.article.title[:80])
     return "new", filed.relative
 
@@ -168,6 +177,34 @@ def index_item(
         reported_by=sidecar.get("also_reported_by") or [],
         version=version,
     )
+
+
+def content_key(sha256: str) -> str:
+    """The key under which an article's text is claimed: two sources' identical copies race for it."""
+    return f"content:{sha256}"
+
+
+def _claim(res: Resources, c: Candidate, sha: str) -> Outcome | None:
+    """Take the article's keys and its content key for this process; the outcome when another has them.
+
+    Another process sharing the index may have passed the same reads at the same moment: the claim (the keys
+    table's primary key) lets exactly one of them file. The loser looks again: the winner's item, once
+    indexed, gets this copy as "also reported by"; while the winner is still writing, it is only a duplicate.
+    """
+    store = res.store
+    if store.claim([*c.keys, content_key(sha)], c.source.name):
+        return None
+    existing = store.item_for_keys(c.keys) or store.item_with_content(sha)
+    if existing is not None:
+        record_duplicate(res, existing, c.source.name, c.url, c.keys)
+    return "duplicate", c.url
+
+
+def _allocator(store: Store, day: str) -> Callable[[Path], int] | None:
+    """Filers sharing a PostgreSQL index number a day's items from it; the embedded mode from the folder."""
+    if store.dialect == "sqlite":
+        return None
+    return lambda folder: store.next_sequence(day, lambda: highest_sequence(folder))
 
 
 def record_duplicate(res: Resources, item_id: int, source: str, url: str, keys: list[str]) -> None:

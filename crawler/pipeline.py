@@ -158,6 +158,8 @@ def _to_fetch(
         elif seen[0] == "filed" and entry.version and seen[2] != entry.version and seen[2] is not None:
             todo.append((entry, ident, seen[1]))  # the publisher updated it: maybe a revision
         else:
+            # Known: filed, remembered (old, rejected, duplicate), or 'claimed' (another process sharing the
+            # index is filing it now; a claim its process died with is released by resources.recover).
             if seen[0] == "filed" and seen[2] is None and entry.version:
                 res.store.set_version(ident, entry.version)
             report.known += 1

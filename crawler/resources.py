@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -22,7 +22,7 @@ from crawler import dedup
 from crawler.archive import reconcile
 from crawler.config import Config
 from crawler.models import FetchResult
-from crawler.store import Store
+from crawler.store import STALE_CLAIM, Store
 from crawler.topics import TopicMatcher, compile_topics
 from crawler.workers import Workers
 
@@ -151,7 +151,8 @@ def recover(store: Store, data_dir: Path, days: int | None = 2) -> int:
 
     With days=None the whole archive is walked: that rebuilds an empty index (`crawler reindex`).
     """
-    from crawler.filing import index_item  # filing needs Resources: imported here to avoid a cycle
+    # filing needs Resources: imported here to avoid a cycle
+    from crawler.filing import content_key, index_item
 
     added = 0
     for path, sidecar in reconcile(data_dir, days):
@@ -164,11 +165,25 @@ def recover(store: Store, data_dir: Path, days: int | None = 2) -> int:
         if sidecar.get("canonical_url"):
             keys.append(dedup.url_key(sidecar["canonical_url"]))
         keys += [dedup.url_key(r["url"]) for r in sidecar.get("also_reported_by") or []]
+        if not sidecar.get("revision_of"):
+            keys.append(content_key(sidecar["content_sha256"]))  # as file_article files it
         index_item(store, path, Path(path).parent.name, sidecar, body, keys)
         added += 1
     if added and days is not None:
         log.warning("re-indexed %d archived item(s) the index lacked (after a crash?)", added)
+    released = store.release_stale_claims(_claims_left_after(store))
+    if released:
+        log.warning("released %d key claim(s) a process left unfiled (it died while filing?)", released)
     return added
+
+
+def _claims_left_after(store: Store) -> timedelta:
+    """How old a claim must be to be a dead process's leftover.
+
+    The embedded index has one process (the data folder's lock), so at its start every claim is a leftover.
+    A shared index has other processes filing right now: only claims older than any filing takes are.
+    """
+    return timedelta(0) if store.dialect == "sqlite" else STALE_CLAIM
 
 
 def rebuild_index(config: Config) -> int:

@@ -7,16 +7,18 @@ PostgreSQL (crawler.yaml `database:`, shared by several machines). Only the full
 engine's own INSERT ... ON CONFLICT. The schema is made and changed by the migrations (crawler.migrations).
 
 Duplicate decisions belong to the database's unique constraints, not to a read before a write: `claim`
-inserts an article's keys with ON CONFLICT DO NOTHING, so of two processes racing for the same key exactly
-one gets it (on PostgreSQL the second waits for the first's transaction, then sees the row).
+inserts an article's keys with ON CONFLICT DO UPDATE ... WHERE the key is not filed or claimed, RETURNING the
+keys it got, so of two processes racing for the same key exactly one gets it (on PostgreSQL the second waits
+for the first's transaction, then sees the row). The day's filing number comes from the same database when
+it is shared (`next_sequence`, one atomic upsert).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +39,8 @@ from sqlalchemy import (
     event,
     func,
     insert,
+    literal_column,
+    null,
     or_,
     select,
     update,
@@ -85,10 +89,23 @@ keys = Table(
     metadata,
     Column("key", Text, primary_key=True),
     Column("item_id", Integer),  # NULL for pages that were fetched but not filed (no article text)
-    Column("status", String, nullable=False),  # filed | duplicate | rejected
+    Column("status", String, nullable=False),  # filed | claimed | duplicate | rejected | old
     Column("source", String, nullable=False),
     Column("seen_at", String, nullable=False),
     Column("version", Text),  # the feed entry's version when last fetched (see FeedItem.version)
+)
+
+# Key statuses a claim must not take over: an item filed under the key, or another process filing it now.
+HELD = ("filed", "claimed")
+# How long a claim may stay unfiled before it is taken for the leftover of a process that died (see recover).
+STALE_CLAIM = timedelta(minutes=10)
+
+# The last filing number (NNN) given out per day, when the index is shared (PostgreSQL, see migration 0002).
+day_sequences = Table(
+    "day_sequences",
+    metadata,
+    Column("day", String, primary_key=True),
+    Column("last", Integer, nullable=False),
 )
 
 # Simhash bands of recent items, to find near-duplicate candidates without scanning the archive.
@@ -180,8 +197,27 @@ class _Upserts:
         insert_ = postgresql.insert if dialect == "postgresql" else sqlite.insert
         self.insert = insert_
         self.remember = insert_(keys).on_conflict_do_nothing(index_elements=["key"])
-        # A claim returns the keys it got: a key another process holds is not returned.
-        self.claim = self.remember.returning(keys.c.key)
+        # A claim returns the keys it got: a key another process holds (claimed) or has filed is not
+        # returned. A key an earlier poll only remembered (old, rejected, duplicate) is taken over: that entry
+        # is now being filed legitimately (a backfill, a page that became an article), and leaving such a key
+        # in place would make its claim fail at every poll, for ever.
+        claim = insert_(keys)
+        self.claim = claim.on_conflict_do_update(
+            index_elements=["key"],
+            set_={
+                "item_id": null(),
+                "status": claim.excluded.status,
+                "source": claim.excluded.source,
+                "seen_at": claim.excluded.seen_at,
+            },
+            # Literals, not parameters: an executemany (one row per key) cannot expand an IN list.
+            where=and_(*(keys.c.status != literal_column(f"'{s}'") for s in HELD)),
+        ).returning(keys.c.key)
+        # The day's next filing number (PostgreSQL): one statement, atomic under concurrent filers.
+        seq = insert_(day_sequences)
+        self.next_sequence = seq.on_conflict_do_update(
+            index_elements=["day"], set_={"last": day_sequences.c.last + 1}
+        ).returning(day_sequences.c.last)
         # A revision takes over the keys of the version before it, so the next check compares with it.
         file_keys = insert_(keys)
         self.file_keys = file_keys.on_conflict_do_update(
@@ -294,8 +330,37 @@ class Store:
             got = set(conn.execute(self._upserts.claim, rows).scalars())
             if got == set(wanted):
                 return True
-            tx.rollback()
+            tx.rollback()  # also gives back the remembered keys this claim had taken over
         return False
+
+    def release_stale_claims(self, older_than: timedelta = STALE_CLAIM) -> int:
+        """Forget claims older than `older_than`: a process died between claim and add_item.
+
+        Their entries become unknown again, so the next poll fetches and files them. An item whose files were
+        written before the death is re-indexed from the archive by recover (which files its keys) first.
+        """
+        cutoff = (datetime.now(UTC) - older_than).isoformat(timespec="seconds")
+        stale = keys.delete().where(keys.c.status == "claimed", keys.c.seen_at <= cutoff)
+        with self.engine.begin() as conn:
+            return conn.execute(stale).rowcount
+
+    def next_sequence(self, day: str, seed: Callable[[], int]) -> int:
+        """The day's next filing number, allocated in the index (for filers sharing a PostgreSQL index).
+
+        One statement when the day's row exists; the first filing of a day seeds the row from `seed()` (the
+        highest number already in the day's folder), and a race for that first row is settled by ON CONFLICT.
+        """
+        with self.engine.begin() as conn:
+            bumped = conn.execute(
+                update(day_sequences)
+                .where(day_sequences.c.day == day)
+                .values(last=day_sequences.c.last + 1)
+                .returning(day_sequences.c.last)
+            ).scalar()
+            if bumped is None:
+                bumped = conn.execute(self._upserts.next_sequence, {"day": day, "last": seed() + 1}).scalar()
+        assert bumped is not None  # the upsert always returns its row
+        return int(bumped)
 
     # -- items ------------------------------------------------------------------------------------------
     def add_item(

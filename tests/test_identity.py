@@ -199,6 +199,26 @@ def test_old_items_are_not_filed_unless_the_source_backfills(site: Site, tmp_pat
     assert "news: 2 new" in _poll(cfg2)
 
 
+def test_a_page_remembered_as_too_old_is_filed_by_a_source_that_backfills_it(
+    site: Site, tmp_path: Path
+) -> None:
+    """The filing claim takes over a key an earlier poll remembered ('old'): it must not block the entry."""
+    site.set("/old.html", article_html("From the archive", STORY))
+    old = format_datetime(NOW - timedelta(days=90))
+    entry = {"path": "/old.html", "title": "Old", "date": old}
+    site.set("/a.xml", rss_items(site.base, [{**entry, "guid": "a1"}]), content_type="application/rss+xml")
+    site.set("/b.xml", rss_items(site.base, [{**entry, "guid": "b1"}]), content_type="application/rss+xml")
+    cfg = write_config(tmp_path / "config", [{"name": "a", "url": site.url("/a.xml")}])
+    assert "a: 0 new, 0 duplicate, 0 failed, 0 already known, 1 too old" in _poll(cfg)
+    sources = [
+        {"name": "a", "url": site.url("/a.xml")},
+        {"name": "b", "url": site.url("/b.xml"), "backfill": True},
+    ]
+    write_config(tmp_path / "config", sources)
+    assert "b: 1 new" in _poll(cfg)
+    assert [s["source"] for s in _sidecars(cfg)] == ["b"]
+
+
 def test_search_and_reindex_from_the_archive_alone(site: Site, tmp_path: Path) -> None:
     site.set("/a.html", article_html("Venezuela and North Korea sign accord", STORY))
     site.set("/b.html", article_html("Nicolás Maduro speaks on the deal", OTHER_STORY))

@@ -1,8 +1,9 @@
 """The index on a real PostgreSQL (a throwaway cluster, tests/pg_server.py): migrate, poll, search, reindex,
-and two processes racing for one article's keys."""
+two processes racing for one article's keys, and four filing the same articles."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -127,3 +128,106 @@ def test_two_processes_racing_for_the_same_keys_exactly_one_wins(tmp_path: Path,
 def crawler_cmd_migrate(url: str, tmp_path: Path) -> int:
     cfg = write_config(tmp_path / "config", [], {"database": url})
     return crawler_cmd("migrate", "--config", str(cfg)).returncode
+
+
+FILER = """
+import json, sys, time
+from pathlib import Path
+from crawler import dedup
+from crawler.config import load_config
+from crawler.filing import Candidate, file_article
+from crawler.models import Article, FeedItem
+from crawler.resources import Resources, open_store
+from crawler.topics import compile_topics
+
+cfg, name, go, n = sys.argv[1], sys.argv[2], Path(sys.argv[3]), int(sys.argv[4])
+config = load_config(cfg)
+store = open_store(config)
+res = Resources(config, store, None, None, None, compile_topics(config.topics))
+source = next(s for s in config.sources if s.name == name)
+todo = []
+for i in range(n):
+    url = f"https://example.org/news/{i}.html"  # every source carries the same stories, same text
+    words = " ".join(f"w{i}x{j}" for j in range(80))
+    art = Article(f"Story {i}", (f"Story {i} begins. {words}", "The end."))
+    keys = [dedup.guid_key(name, str(i)), dedup.url_key(url)]
+    todo.append(Candidate(source, FeedItem(url, guid=str(i), title=art.title), url, art, keys, None))
+deadline = time.monotonic() + 20
+while not go.exists() and time.monotonic() < deadline:
+    time.sleep(0.005)
+print(json.dumps([file_article(res, c) for c in todo]))
+store.close()
+"""
+
+
+def test_four_processes_filing_the_same_articles_file_each_once(tmp_path: Path, pg_url: str) -> None:
+    """Four processes sharing the index and the archive file the same 100 stories at the same moment."""
+    names, n = ["one", "two", "three", "four"], 100
+    cfg = write_config(
+        tmp_path / "config",
+        [{"name": s, "url": f"https://example.org/{s}.xml"} for s in names],
+        {"database": pg_url},
+    )
+    assert crawler_cmd("migrate", "--config", str(cfg)).returncode == 0
+    go = tmp_path / "go"
+    filers = [
+        subprocess.Popen(
+            [sys.executable, "-c", FILER, str(cfg), name, str(go), str(n)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=ROOT,
+        )
+        for name in names
+    ]
+    time.sleep(1.5)  # all started and waiting
+    go.touch()
+    outcomes = []
+    for filer in filers:
+        out, err = filer.communicate(timeout=90)
+        assert filer.returncode == 0, err
+        outcomes.append(json.loads(out))
+    new = [path for each in outcomes for kind, path in each if kind == "new"]
+    assert len(new) == len(set(new)) == n  # every story filed by exactly one process
+    assert sum(kind == "duplicate" for each in outcomes for kind, _ in each) == (len(names) - 1) * n
+    files = archived(cfg / "data")
+    assert len(files) == n and sorted(str(p.relative_to(cfg / "data")) for p in files) == sorted(new)
+    assert _count(pg_url, "items") == n
+    # The day's numbers come from the index: unique, and without gaps (a number is only taken after a won
+    # claim; a gap would only be left by a process dying between taking a number and writing the sidecar).
+    numbers = sorted(int(p.name.split("_")[0]) for p in files)
+    assert numbers == list(range(1, n + 1))
+    # No claim is left behind; each story's copies from the other sources are on the item filed.
+    assert _count(pg_url, "keys WHERE status = 'claimed'") == 0
+    assert _count(pg_url, "keys WHERE key LIKE 'content:%' AND status = 'filed'") == n
+    assert _count(pg_url, "reports") <= (len(names) - 1) * n
+
+
+def test_the_day_sequence_is_seeded_from_the_folder_then_counted_in_the_index(
+    tmp_path: Path, pg_url: str
+) -> None:
+    assert crawler_cmd_migrate(pg_url, tmp_path) == 0
+    store = Store(pg_url)
+    try:
+        assert store.next_sequence("2026-03-01", lambda: 41) == 42  # a day begun before: after its files
+        assert store.next_sequence("2026-03-01", lambda: 0) == 43  # the seed only starts a new day
+        assert store.next_sequence("2026-03-02", lambda: 0) == 1
+    finally:
+        store.close()
+
+
+def test_a_claim_takes_over_remembered_keys_but_not_filed_or_claimed_ones_on_postgres(
+    tmp_path: Path, pg_url: str
+) -> None:
+    assert crawler_cmd_migrate(pg_url, tmp_path) == 0
+    store = Store(pg_url)
+    try:
+        store.remember(["u:old"], "old", "a")
+        store.remember(["u:rejected"], "rejected", "a")
+        assert store.claim(["u:old", "u:rejected", "g:b:1"], "b")  # a page that became an article
+        assert store.seen("u:old") == ("claimed", None, None)
+        assert store.claim(["u:x"], "c")
+        assert not store.claim(["u:x", "u:y"], "d")  # held by another process filing it now
+        assert store.seen("u:y") is None
+    finally:
+        store.close()
