@@ -169,6 +169,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     config = _load(args)
     if config is None:
         return 1
+    if config.settings.queue:
+        # The queue and the shared host limiter exist (crawler.workqueue, crawler.hostlimit), but the
+        # scheduler and worker roles that use them do not yet: refusing beats running embedded while the
+        # user expects a shared queue.
+        print(
+            "crawler run: crawler.yaml: queue: the scheduler and worker roles are not available in this"
+            " version; remove `queue` to run the embedded service",
+            file=sys.stderr,
+        )
+        return 1
     from crawler.lock import DataLock, LockHeld
 
     lock = DataLock(config.data_dir, "run")

@@ -610,3 +610,17 @@ def test_env_points_at_broken_config_and_option_wins(tmp_path: Path) -> None:
     assert bad.stderr.startswith(f"{broken}/crawler.yaml:2: timezone: ")
     ok = crawler_cmd("check", "--config", str(good), cwd=tmp_path, env={"CRAWLER_CONFIG": str(broken)})
     assert ok.returncode == 0, ok.stderr
+
+
+def test_run_refuses_a_queue_until_the_roles_exist(tmp_path: Path) -> None:
+    from conftest import write_config
+
+    cfg = write_config(
+        tmp_path / "config",
+        [{"name": "a", "url": "http://127.0.0.1:9/a.xml"}],
+        {"queue": "redis://127.0.0.1:6379/0"},
+    )
+    out = crawler_cmd("run", "--config", str(cfg))
+    assert out.returncode == 1
+    assert "crawler.yaml: queue: the scheduler and worker roles are not available" in out.stderr
+    assert not (cfg / "data" / "crawler.lock").exists()  # refused before taking the data folder
