@@ -92,7 +92,7 @@ def _parser() -> argparse.ArgumentParser:
     exp.set_defaults(func=cmd_export_opml)
 
     search = sub.add_parser("search", help="search the archive's text (ranked, with snippets)")
-    search.add_argument("query", help='words, "a phrase", or FTS5 syntax (OR, NOT, prefix*)')
+    search.add_argument("query", help='words, "a phrase", OR, NOT (SQLite also prefix*)')
     search.add_argument("--topic", help="only items flagged with this topic")
     search.add_argument("--since", type=date.fromisoformat, help="only items filed on or after YYYY-MM-DD")
     search.add_argument("--limit", type=int, default=20, help="at most this many results (default 20)")
