@@ -108,6 +108,19 @@ day_sequences = Table(
     Column("last", Integer, nullable=False),
 )
 
+# Who writes each day's digest (migration 0003): the fence that makes a digest written once, whichever
+# scheduler leads when it falls due.
+digests = Table(
+    "digests",
+    metadata,
+    Column("day", String, primary_key=True),
+    Column("owner", String, nullable=False),
+    Column("claimed_at", String, nullable=False),
+    Column("written_at", String),
+)
+# A digest claimed this long ago and still not written: its writer died; another may take it.
+STALE_DIGEST = timedelta(minutes=10)
+
 # Simhash bands of recent items, to find near-duplicate candidates without scanning the archive.
 simbands = Table(
     "simbands",
@@ -218,6 +231,13 @@ class _Upserts:
         self.next_sequence = seq.on_conflict_do_update(
             index_elements=["day"], set_={"last": day_sequences.c.last + 1}
         ).returning(day_sequences.c.last)
+        # A digest day is taken when nobody has it, or its claim is stale and it was never written.
+        digest = insert_(digests)
+        self.claim_digest = digest.on_conflict_do_update(
+            index_elements=["day"],
+            set_={"owner": digest.excluded.owner, "claimed_at": digest.excluded.claimed_at},
+            where=and_(digests.c.written_at.is_(None), digests.c.claimed_at <= bindparam("stale_before")),
+        ).returning(digests.c.day)
         # A revision takes over the keys of the version before it, so the next check compares with it.
         file_keys = insert_(keys)
         self.file_keys = file_keys.on_conflict_do_update(
@@ -361,6 +381,43 @@ class Store:
                 bumped = conn.execute(self._upserts.next_sequence, {"day": day, "last": seed() + 1}).scalar()
         assert bumped is not None  # the upsert always returns its row
         return int(bumped)
+
+    # -- digests ----------------------------------------------------------------------------------------
+    def claim_digest(self, day: str, owner: str, stale: timedelta = STALE_DIGEST) -> bool:
+        """Take the writing of `day`'s digest for `owner`; False if it is written, or another writer has it.
+
+        One statement decides (the day's primary key), so two schedulers that both think they lead cannot
+        both write it. A claim whose writer died unwritten is taken over after `stale`.
+        """
+        now = datetime.now(UTC)
+        row = {"day": day, "owner": owner, "claimed_at": now.isoformat(timespec="seconds")}
+        stale_before = (now - stale).isoformat(timespec="seconds")
+        with self.engine.begin() as conn:
+            got = conn.execute(self._upserts.claim_digest, {**row, "stale_before": stale_before}).first()
+        return got is not None
+
+    def digest_written(self, day: str, owner: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(digests)
+                .where(digests.c.day == day, digests.c.owner == owner)
+                .values(written_at=utcnow())
+            )
+
+    def release_digest(self, day: str, owner: str) -> None:
+        """Give a claimed, unwritten day back (its writing failed): the next try may take it at once."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                digests.delete().where(
+                    digests.c.day == day, digests.c.owner == owner, digests.c.written_at.is_(None)
+                )
+            )
+
+    def digest_rows(self) -> dict[str, tuple[str, str | None]]:
+        """day -> (owner, written_at), for status and tests."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(digests.c.day, digests.c.owner, digests.c.written_at)).all()
+        return {day: (owner, written) for day, owner, written in rows}
 
     # -- items ------------------------------------------------------------------------------------------
     def add_item(

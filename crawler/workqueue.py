@@ -13,6 +13,12 @@ The marker is a key per source holding the request's id, checked and set togethe
 and cleared by `ack` together with XACK and XDEL; it also expires after `dedupe_ttl`, so a request lost in a
 way we did not foresee (the stream trimmed by hand) cannot lock its source out for ever.
 
+When a worker is done with a request it reports the outcome (when the source is due next, or that it stopped)
+on a second stream, `crawler:polled`, in the same script as the ack; the leading scheduler follows that
+stream to reschedule the source, and a scheduler that takes over reads the index for the rest. A worker
+busy with a long poll `touch`es its request now and then so it is not mistaken for a dead one; a request
+delivered `max_deliveries` times (it kills every worker that takes it) is dropped with an error.
+
 Everything here is synchronous and plain data in and out; an asyncio caller runs `take` (which blocks up to
 `block_ms`) in a thread (asyncio.to_thread).
 """
@@ -29,6 +35,10 @@ import redis
 DEFAULT_STREAM = "crawler:polls"
 DEFAULT_GROUP = "workers"
 DEFAULT_DEDUPE_TTL = 86400.0  # seconds; far longer than any request should wait in a healthy pool
+DEFAULT_MAX_DELIVERIES = 5
+# Outcomes kept for a scheduler that reads behind (approximate trimming is O(1)); a new leader does not need
+# old ones: it reads every source's next poll from the index when it takes over.
+REPORTS_KEPT = 100_000
 
 # KEYS: stream, dedupe key. ARGV: source, due, dedupe ttl (ms). The request id, or false when one waits.
 _PUT = """
@@ -38,6 +48,29 @@ end
 local id = redis.call('XADD', KEYS[1], '*', 'source', ARGV[1], 'due', ARGV[2])
 redis.call('SET', KEYS[2], id, 'PX', ARGV[3])
 return id
+"""
+
+# KEYS: stream, dedupe key, reports stream. ARGV: group, request id, source, next poll, disabled, kept.
+# The outcome is reported and the request acknowledged together: a scheduler never sees a request done
+# without its outcome, nor an outcome of a request still pending.
+_DONE = """
+local acked = redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+redis.call('XDEL', KEYS[1], ARGV[2])
+if redis.call('GET', KEYS[2]) == ARGV[2] then
+    redis.call('DEL', KEYS[2])
+end
+redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[6], '*', 'source', ARGV[3], 'next_poll', ARGV[4],
+           'disabled', ARGV[5])
+return acked
+"""
+
+# KEYS: stream. ARGV: group, consumer, request id. Resets the request's idle time if this consumer still owns
+# it (1), else leaves it alone (0): a worker that was too slow must not take it back from its new owner.
+_TOUCH = """
+local entry = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[3], ARGV[3], 1)
+if #entry == 0 or entry[1][2] ~= ARGV[2] then return 0 end
+redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[3], 'JUSTID')
+return 1
 """
 
 # KEYS: stream, dedupe key. ARGV: group, request id. Clears the marker only if it is this request's, so an
@@ -60,6 +93,17 @@ class Request:
     source: str
     due: str
     claimed: bool = False  # taken over from a consumer that did not acknowledge it in time
+    deliveries: int = 1  # how many times it has been handed to a worker
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """A finished poll, as a worker reports it: the source's next poll (ISO 8601, or "" when it stopped)."""
+
+    id: str
+    source: str
+    next_poll: str
+    disabled: str
 
 
 def default_consumer() -> str:
@@ -76,15 +120,20 @@ class PollQueue:
         consumer: str | None = None,
         claim_idle: float = 60.0,
         dedupe_ttl: float = DEFAULT_DEDUPE_TTL,
+        max_deliveries: int = DEFAULT_MAX_DELIVERIES,
     ) -> None:
         self.stream = stream
         self.group = group
         self.consumer = consumer or default_consumer()
         self.claim_idle_ms = max(1, int(claim_idle * 1000))
         self.dedupe_ttl_ms = max(1, int(dedupe_ttl * 1000))
+        self.max_deliveries = max_deliveries
+        self.reports = f"{stream}:done"
         self._redis = redis.Redis.from_url(url, decode_responses=True)
         self._put = self._redis.register_script(_PUT)
         self._ack = self._redis.register_script(_ACK)
+        self._done = self._redis.register_script(_DONE)
+        self._touch = self._redis.register_script(_TOUCH)
         # Where the next XAUTOCLAIM scan starts: walking the pending list in steps keeps each take cheap
         # however many requests are pending; "0-0" again once the scan wrapped round.
         self._claim_cursor = "0-0"
@@ -136,7 +185,46 @@ class PollQueue:
         # Redis 7 replies (next cursor, entries, deleted ids); Redis 6.2 leaves the third out.
         self._claim_cursor, entries = str(reply[0]), reply[1]
         # An entry deleted from the stream while pending comes back without fields: nothing to poll.
-        return [_request(entry_id, fields, claimed=True) for entry_id, fields in entries if fields]
+        found = [_request(entry_id, fields, claimed=True) for entry_id, fields in entries if fields]
+        return [self._counted(request) for request in found]
+
+    def _counted(self, request: Request) -> Request:
+        """The claimed request with its delivery count (from the pending list, one round trip)."""
+        info: Any = self._redis.xpending_range(
+            self.stream, self.group, min=request.id, max=request.id, count=1
+        )
+        times = int(info[0]["times_delivered"]) if info else 1
+        return Request(request.id, request.source, request.due, claimed=True, deliveries=times)
+
+    def touch(self, request: Request) -> bool:
+        """Still working on it: reset the request's idle time so no other worker claims it. False if it was
+        claimed by another worker already (this one was too slow to say so)."""
+        got = self._touch(keys=[self.stream], args=[self.group, self.consumer, request.id])
+        return bool(int(got))
+
+    def done(self, request: Request, next_poll: str, disabled: str = "") -> bool:
+        """Report the poll's outcome and acknowledge the request, atomically. False if already acknowledged."""
+        acked = self._done(
+            keys=[self.stream, self._dedupe_key(request.source), self.reports],
+            args=[self.group, request.id, request.source, next_poll, disabled, REPORTS_KEPT],
+        )
+        return bool(acked)
+
+    def last_outcome(self) -> str:
+        """The id of the newest outcome reported, to follow the stream from there ("0-0" when none)."""
+        newest: Any = self._redis.xrevrange(self.reports, count=1)
+        return str(newest[0][0]) if newest else "0-0"
+
+    def outcomes(self, after: str, block_ms: int = 1000, count: int = 500) -> list[Outcome]:
+        """Outcomes reported after the id `after`, waiting up to block_ms for the first."""
+        reply: Any = self._redis.xread({self.reports: after}, count=count, block=max(1, block_ms))
+        found: list[Outcome] = []
+        for _, entries in reply or []:
+            for entry_id, fields in entries:
+                found.append(
+                    Outcome(entry_id, fields["source"], fields.get("next_poll", ""), fields.get("disabled", ""))
+                )
+        return found
 
     def ack(self, request: Request) -> bool:
         """The request is done (polled, or failed for good): forget it. False if already acknowledged."""

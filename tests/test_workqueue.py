@@ -160,3 +160,43 @@ def test_pending_is_zero_before_the_group_exists(redis_url: str, redis_prefix: s
         assert queue.pending() == 0
     finally:
         queue.close()
+
+
+def test_done_reports_the_outcome_and_acknowledges_together(
+    queues: list[PollQueue], redis_url: str, redis_prefix: str
+) -> None:
+    worker = _make(queues, redis_url, redis_prefix, "w1")
+    follower = _make(queues, redis_url, redis_prefix, "scheduler")
+    start = follower.last_outcome()
+    assert start == "0-0"
+    worker.put("alpha", DUE)
+    [request] = worker.take(block_ms=100)
+    assert worker.done(request, "2026-01-02T05:00:00+00:00") is True
+    assert worker.done(request, "2026-01-02T05:00:00+00:00") is False  # already acknowledged
+    assert worker.pending() == 0 and worker.waiting() == 0
+    assert worker.put("alpha", DUE) is not None  # its dedupe marker went with the ack
+    outcomes = follower.outcomes(start, block_ms=100)
+    assert [(o.source, o.next_poll, o.disabled) for o in outcomes] == [
+        ("alpha", "2026-01-02T05:00:00+00:00", ""),
+        ("alpha", "2026-01-02T05:00:00+00:00", ""),  # the second done still reports; harmless
+    ]
+    assert follower.last_outcome() == outcomes[-1].id
+    assert follower.outcomes(outcomes[-1].id, block_ms=50) == []
+
+
+def test_touch_keeps_a_long_poll_from_being_claimed(
+    queues: list[PollQueue], redis_url: str, redis_prefix: str
+) -> None:
+    slow = _make(queues, redis_url, redis_prefix, "slow", claim_idle=0.3)
+    other = _make(queues, redis_url, redis_prefix, "other", claim_idle=0.3)
+    slow.put("alpha", DUE)
+    [request] = slow.take(block_ms=100)
+    for _ in range(4):  # 0.6 s in all, twice the claim timeout, touched every 0.15 s
+        time.sleep(0.15)
+        assert slow.touch(request) is True
+        assert other.take(block_ms=1) == []
+    time.sleep(0.4)  # no touch for longer than the timeout: presumed dead
+    [claimed] = other.take(block_ms=1)
+    assert claimed.id == request.id and claimed.claimed and claimed.deliveries == 2
+    assert slow.touch(request) is False  # it has a new owner now, and keeps it
+    assert other.touch(claimed) is True

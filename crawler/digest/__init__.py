@@ -49,6 +49,7 @@ __all__ = [
     "source_health",
     "write_digest",
     "write_digest_for",
+    "write_digest_once",
     "yesterday",
 ]
 
@@ -153,3 +154,21 @@ def write_digest_for(store: Store, config: Config, day: str) -> Path:
         config.tz,
         options_from(config),
     )
+
+
+def write_digest_once(store: Store, config: Config, day: str, owner: str) -> Path | None:
+    """write_digest_for, when `owner` wins the day's claim in the index; None if it is written or taken.
+
+    For schedulers sharing an index: a digest is written by one of them, once, even if two briefly both
+    believe they lead. A failed writing gives the claim back so the next try (or the next leader) does it.
+    """
+    if not store.claim_digest(day, owner):
+        log.info("digest for %s: written or being written by another scheduler; not written here", day)
+        return None
+    try:
+        path = write_digest_for(store, config, day)
+    except BaseException:
+        store.release_digest(day, owner)
+        raise
+    store.digest_written(day, owner)
+    return path
