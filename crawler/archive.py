@@ -120,6 +120,14 @@ def _write_atomic(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
+def _in_window(path: Path, settled: float | None, since: float | None) -> bool:
+    try:
+        modified = path.stat().st_mtime
+    except FileNotFoundError:  # renamed or removed meanwhile by its writer
+        return False
+    return (settled is None or modified <= settled) and (since is None or modified >= since)
+
+
 def _fsync_dir(folder: Path) -> None:
     fd = os.open(folder, os.O_RDONLY)
     try:
@@ -128,11 +136,17 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def reconcile(data_dir: Path, days: int | None = 2) -> Iterator[tuple[str, dict[str, Any]]]:
+def reconcile(
+    data_dir: Path, days: int | None = 2, settled: float | None = None, since: float | None = None
+) -> Iterator[tuple[str, dict[str, Any]]]:
     """Clean up after a crash and yield (relative path, sidecar) of every complete item on disk.
 
     Only the newest ``days`` day folders are looked at by default: a crash can only have touched the days
     the service was filing into. ``days=None`` walks the whole archive (a full re-index).
+
+    When other processes file into the same folder (a shared archive), a file one of them is writing right
+    now looks exactly like a crash's leftover: ``settled`` (a time.time()) leaves alone every file modified
+    after it, and ``since`` skips files modified before it (an earlier pass looked at them already).
     """
     root = archive_dir(data_dir)
     if not root.is_dir():
@@ -140,6 +154,8 @@ def reconcile(data_dir: Path, days: int | None = 2) -> Iterator[tuple[str, dict[
     folders = sorted((p for p in root.iterdir() if p.is_dir()), reverse=True)
     for folder in folders if days is None else folders[:days]:
         for path in sorted(folder.iterdir()):
+            if (settled is not None or since is not None) and not _in_window(path, settled, since):
+                continue
             if path.name.endswith(TMP_SUFFIX):
                 path.unlink(missing_ok=True)  # a write that never completed
                 continue

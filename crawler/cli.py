@@ -54,6 +54,14 @@ def _parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run the service in the foreground until SIGTERM or Ctrl-C")
     run.add_argument("--config", type=Path, help=config_help)
+    run.add_argument(
+        "--role",
+        choices=("embedded", "scheduler", "worker"),
+        default=None,
+        help="embedded (the default without `queue:`): everything in one process; with crawler.yaml "
+        "`queue:` and a PostgreSQL `database:`: scheduler (one leads, others stand by) or worker (any "
+        "number)",
+    )
     run.set_defaults(func=cmd_run)
 
     poll = sub.add_parser("poll", help="poll sources now, file what is new, print a summary and exit")
@@ -169,16 +177,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     config = _load(args)
     if config is None:
         return 1
-    if config.settings.queue:
-        # The queue and the shared host limiter exist (crawler.workqueue, crawler.hostlimit), but the
-        # scheduler and worker roles that use them do not yet: refusing beats running embedded while the
-        # user expects a shared queue.
-        print(
-            "crawler run: crawler.yaml: queue: the scheduler and worker roles are not available in this"
-            " version; remove `queue` to run the embedded service",
-            file=sys.stderr,
-        )
+    from crawler.roles import role_problem
+
+    role = args.role or "embedded"
+    problem = role_problem(config, role)
+    if problem:
+        print(f"crawler run: {problem}", file=sys.stderr)
         return 1
+    if role != "embedded":
+        return _run_role(config, role, args.config)
     from crawler.lock import DataLock, LockHeld
 
     lock = DataLock(config.data_dir, "run")
@@ -199,6 +206,31 @@ def cmd_run(args: argparse.Namespace) -> int:
         return runtime.run(lambda: serve(config, extras=extras, config_path=config_path))
     finally:
         lock.release()
+
+
+def _run_role(config: Config, role: str, config_dir: Path | None) -> int:
+    """A scheduler or worker node. No data-folder lock: the nodes coordinate through PostgreSQL and Redis,
+    and any number of them may share the config and data folders."""
+    from redis.exceptions import RedisError
+
+    from crawler import runtime
+    from crawler.config import default_config_dir
+    from crawler.migrations import IndexUnusable
+
+    config_path = config_dir or default_config_dir()
+    try:
+        if role == "scheduler":
+            from crawler.roles.scheduler import schedule
+
+            return runtime.run(lambda: schedule(config, config_path))
+        from crawler.roles.worker import work
+
+        return runtime.run(lambda: work(config, config_path))
+    except IndexUnusable as exc:
+        print(f"crawler run: {exc}", file=sys.stderr)
+    except RedisError as exc:
+        print(f"crawler run: crawler.yaml: queue: {config.settings.queue}: {exc}", file=sys.stderr)
+    return 1
 
 
 def cmd_poll(args: argparse.Namespace) -> int:
@@ -254,10 +286,12 @@ def cmd_digest(args: argparse.Namespace) -> int:
         return 1
     from crawler.digest import DigestTemplateError, write_digest_for, yesterday
     from crawler.resources import open_store, recover
+    from crawler.store import STALE_CLAIM
 
     day = args.date.isoformat() if args.date else yesterday(datetime.now(config.tz))
     with closing(open_store(config)) as store:
-        recover(store, config.data_dir)
+        # A service may be filing right now (readers take no lock): only old leftovers are cleaned up.
+        recover(store, config.data_dir, shared_after=STALE_CLAIM)
         try:
             path = write_digest_for(store, config, day)
         except DigestTemplateError as exc:

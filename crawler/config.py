@@ -81,7 +81,9 @@ class _Strict(BaseModel):
 
 
 class DigestSettings(_Strict):
-    at: time = Field(default=time(7, 0), description='Local time of the daily digest, "HH:MM".')
+    at: time = Field(
+        default=time(7, 0), description='Local time of the daily digest, "HH:MM" (or "HH:MM:SS").'
+    )
     stale_after: Duration = Field(
         default=timedelta(days=7), description="A source with no new item for this long is listed as quiet."
     )
@@ -101,7 +103,7 @@ class DigestSettings(_Strict):
             if 0 <= value < 24 * 60:
                 return time(value // 60, value % 60)
             raise ValueError(f'expected a time like "07:00" (quote it), got {value!r}')
-        if isinstance(value, str) and not re.fullmatch(r"\d{1,2}:\d{2}", value.strip()):
+        if isinstance(value, str) and not re.fullmatch(r"\d{1,2}:\d{2}(:\d{2})?", value.strip()):
             raise ValueError(f'expected a time like "07:00", got {value!r}')
         return value
 
@@ -156,6 +158,11 @@ class Settings(_Strict):
         default=None,
         description="Redis URL of the work queue shared by scheduler and workers, e.g. redis://host:6379/0 "
         "(default: none, everything runs in one process).",
+    )
+    worker_polls: int = Field(
+        default=16,
+        ge=1,
+        description="Sources one `crawler run --role worker` polls at once. Only used with queue.",
     )
     queue_claim_after: Duration = Field(
         default=timedelta(seconds=60),

@@ -15,6 +15,7 @@ asyncio caller runs the calls in a thread.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 
@@ -100,10 +101,8 @@ class LeaderLock:
         """Stop leading: unlock and close the session (closing alone would do; unlocking says so at once)."""
         if self._conn is None:
             return
-        try:
+        with contextlib.suppress(DBAPIError):  # the session is gone: so is the lock
             self._conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": self.key})
-        except DBAPIError:
-            pass  # the session is gone; so is the lock
         self._drop()
 
     def close(self) -> None:
@@ -113,10 +112,8 @@ class LeaderLock:
     def _drop(self) -> None:
         conn, self._conn = self._conn, None
         if conn is not None:
-            try:
+            with contextlib.suppress(DBAPIError):
                 conn.close()
-            except DBAPIError:
-                pass
 
 
 def _first_line(error: Exception) -> str:

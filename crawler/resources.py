@@ -15,8 +15,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import urlsplit
 
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import IntegrityError
 
 from crawler import dedup
 from crawler.archive import reconcile
@@ -26,11 +28,16 @@ from crawler.store import STALE_CLAIM, Store
 from crawler.topics import TopicMatcher, compile_topics
 from crawler.workers import Workers
 
+# The longest pause a Retry-After imposes on a host for all workers; a longer one is the scheduler's business
+# (the source's next poll), as in the embedded downloader.
+MAX_SHARED_PAUSE = 3600.0
+
 if TYPE_CHECKING:
     # Imported when the downloader starts (open_resources), not with this module: the worker processes
     # import the pipeline to run its CPU stages, and Scrapy and Twisted would cost each of them ~45 MiB and a
     # second of start-up for nothing.
     from crawler.fetch import Fetcher
+    from crawler.hostlimit import HostLimiter
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -66,11 +73,16 @@ class Activity:
 class FetchGate:
     """The downloader as the polls see it. At shutdown its door closes first: polls in flight start no new
     download, while the articles already downloaded are extracted and filed.
+
+    With a host limiter (a worker sharing a queue with others), every download first takes a slot on its
+    host in the limiter, so the per-host limits hold across machines, and a Retry-After pauses the host for
+    every worker.
     """
 
-    def __init__(self, fetcher: Fetcher, activity: Activity):
+    def __init__(self, fetcher: Fetcher, activity: Activity, limiter: HostLimiter | None = None):
         self.fetcher = fetcher
         self.activity = activity
+        self.limiter = limiter
         self.closed = False
 
     async def fetch(
@@ -79,7 +91,27 @@ class FetchGate:
         if self.closed:
             raise ShuttingDown(f"{url}: not fetched: shutting down")
         with self.activity.step():
-            return await self.fetcher.fetch(url, obey_robots=obey_robots, headers=headers)
+            if self.limiter is None:
+                return await self.fetcher.fetch(url, obey_robots=obey_robots, headers=headers)
+            return await self._limited(self.limiter, url, obey_robots, headers)
+
+    async def _limited(
+        self, limiter: HostLimiter, url: str, obey_robots: bool, headers: dict[str, str] | None
+    ) -> FetchResult:
+        from redis.exceptions import RedisError
+
+        host = urlsplit(url).hostname or ""
+        try:
+            async with limiter.slot(host):
+                result = await self.fetcher.fetch(url, obey_robots=obey_robots, headers=headers)
+            if result.retry_after:
+                until = min(result.retry_after, MAX_SHARED_PAUSE)
+                await limiter.pause(host, until)
+                log.info("%s: paused for every worker for %g s (Retry-After)", host, until)
+        except RedisError as error:
+            # Not downloaded (rather than downloaded impolitely): the item is tried again at the next poll.
+            return FetchResult(url=url, error=f"host limiter unreachable: {error}")
+        return result
 
 
 class WorkerGate:
@@ -146,16 +178,28 @@ def migrate_index(config: Config) -> tuple[str | None, str]:
         store.close()
 
 
-def recover(store: Store, data_dir: Path, days: int | None = 2) -> int:
+def recover(
+    store: Store,
+    data_dir: Path,
+    days: int | None = 2,
+    shared_after: timedelta | None = None,
+    since: float | None = None,
+) -> int:
     """Remove what a crash left half-done and index complete items the index lacks; returns how many.
 
     With days=None the whole archive is walked: that rebuilds an empty index (`crawler reindex`).
+
+    `shared_after`: the archive and the index are shared with live processes, so only files and key claims
+    older than this are a dead process's leftovers (newer ones may be another process's filing under way).
+    None: this process is the only writer (the embedded mode's lock), and everything left is a leftover.
+    `since` (a time.time()) skips files an earlier pass looked at.
     """
     # filing needs Resources: imported here to avoid a cycle
     from crawler.filing import content_key, index_item
 
+    settled = None if shared_after is None else time.time() - shared_after.total_seconds()
     added = 0
-    for path, sidecar in reconcile(data_dir, days):
+    for path, sidecar in reconcile(data_dir, days, settled, since):
         if store.has_path(path):
             continue
         body = (data_dir / path).read_text("utf-8").split("\n", 2)[-1]
@@ -167,23 +211,29 @@ def recover(store: Store, data_dir: Path, days: int | None = 2) -> int:
         keys += [dedup.url_key(r["url"]) for r in sidecar.get("also_reported_by") or []]
         if not sidecar.get("revision_of"):
             keys.append(content_key(sidecar["content_sha256"]))  # as file_article files it
-        index_item(store, path, Path(path).parent.name, sidecar, body, keys)
+        try:
+            index_item(store, path, Path(path).parent.name, sidecar, body, keys)
+        except IntegrityError:
+            continue  # another process sharing the index recovered it at the same moment
         added += 1
     if added and days is not None:
         log.warning("re-indexed %d archived item(s) the index lacked (after a crash?)", added)
-    released = store.release_stale_claims(_claims_left_after(store))
+    released = store.release_stale_claims(shared_after or timedelta(0))
     if released:
         log.warning("released %d key claim(s) a process left unfiled (it died while filing?)", released)
     return added
 
 
-def _claims_left_after(store: Store) -> timedelta:
-    """How old a claim must be to be a dead process's leftover.
+def shared_after(config: Config, store: Store) -> timedelta | None:
+    """How old a file or claim must be to be a dead process's leftover (see recover).
 
-    The embedded index has one process (the data folder's lock), so at its start every claim is a leftover.
-    A shared index has other processes filing right now: only claims older than any filing takes are.
+    The embedded SQLite index has one process (the data folder's lock): None, everything left is a
+    leftover. Queue workers presume a process dead when its work is idle `queue_claim_after`, and its files
+    and claims with it. Other users of a shared PostgreSQL index (`crawler poll`) allow STALE_CLAIM.
     """
-    return timedelta(0) if store.dialect == "sqlite" else STALE_CLAIM
+    if store.dialect == "sqlite":
+        return None
+    return config.settings.queue_claim_after if config.settings.queue else STALE_CLAIM
 
 
 def rebuild_index(config: Config) -> int:
@@ -270,21 +320,26 @@ def _swap(conn: Any, live: str) -> None:
 
 
 @asynccontextmanager
-async def open_resources(config: Config) -> AsyncIterator[Resources]:
+async def open_resources(config: Config, limiter: HostLimiter | None = None) -> AsyncIterator[Resources]:
+    """Everything a poll needs. With `limiter` (a queue worker), the per-host spacing is the limiter's, kept
+    across all workers, and the local downloader adds no delay of its own on top."""
     from crawler.fetch import Fetcher
 
     config.data_dir.mkdir(parents=True, exist_ok=True)
     store = open_store(config)
-    recover(store, config.data_dir)
+    recover(store, config.data_dir, shared_after=shared_after(config, store))
     workers = Workers()
     writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="archive-writer")
-    fetcher = Fetcher(config.settings.fetch)
+    fetch_settings = config.settings.fetch
+    if limiter is not None:
+        fetch_settings = fetch_settings.model_copy(update={"delay": 0.0})
+    fetcher = Fetcher(fetch_settings)
     await fetcher.start()
     activity = Activity()
     res = Resources(
         config,
         store,
-        FetchGate(fetcher, activity),
+        FetchGate(fetcher, activity, limiter),
         WorkerGate(workers, activity),
         writer,
         compile_topics(config.topics),

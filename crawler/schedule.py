@@ -151,7 +151,7 @@ def install_jobs(
         at = config.settings.digest.at
         scheduler.add_job(
             digest,
-            CronTrigger(hour=at.hour, minute=at.minute, timezone=config.tz),
+            CronTrigger(hour=at.hour, minute=at.minute, second=at.second, timezone=config.tz),
             id=DIGEST_JOB,
             name="daily digest",
             replace_existing=True,

@@ -29,7 +29,16 @@ from crawler.digest import DigestTemplateError, missed_days, write_digest_for, y
 from crawler.pipeline import PollReport, poll_source
 from crawler.reload import ConfigChanges, diff_configs, effective_config, watch_config
 from crawler.resources import Resources, ShuttingDown, open_resources
-from crawler.schedule import install_jobs, poll_job_id, reschedule, start_scheduler, sync_jobs
+from crawler.schedule import (
+    DigestFunc,
+    PollFunc,
+    install_jobs,
+    poll_job_id,
+    reschedule,
+    start_scheduler,
+    sync_jobs,
+)
+from crawler.store import Store
 from crawler.topics import compile_topics
 
 log = logging.getLogger(__name__)
@@ -73,27 +82,138 @@ async def run_digest_job() -> None:
     await service.digest()
 
 
-class Service:
-    """The running service: its resources, its scheduler, the polls in flight, and config reloads."""
+class Scheduling:
+    """What every scheduler keeps: its jobs from the config, and config reloads applied to them.
 
-    def __init__(self, res: Resources, scheduler: AsyncIOScheduler, config_path: Path):
-        self.res = res
+    The embedded Service runs its poll jobs itself; the scheduler role (crawler.roles.scheduler) puts them
+    on the work queue. Subclasses say where the config and the index are, which functions the jobs call,
+    and how a new config is adopted.
+    """
+
+    poll_job: PollFunc = POLL_JOB
+    digest_job: DigestFunc = DIGEST_JOB
+
+    def __init__(self, scheduler: AsyncIOScheduler, config_path: Path):
         self.scheduler = scheduler
         self.config_path = config_path  # as the user gave it, so reload errors read like `crawler check`
-        self.in_flight: set[asyncio.Task[Any]] = set()
-        self.started_at = time.time()
-        self.last_poll_started: float | None = None  # time.time() of the latest poll job (health checks)
-        self.last_poll_finished: float | None = None
-        self.on_poll: list[Callable[[PollReport], None]] = []  # called with every poll's report (metrics)
         self.stopping = False
-        self._polling: dict[str, asyncio.Lock] = {}  # per source: held while it is polled
         self._generation: dict[str, int] = {}  # bumped when a reload replaces a source's job
         self._reload_lock = asyncio.Lock()
         self._background: set[asyncio.Task[Any]] = set()
 
     @property
     def config(self) -> Config:
+        raise NotImplementedError
+
+    @property
+    def store(self) -> Store:
+        raise NotImplementedError
+
+    def adopt(self, config: Config, topics_changed: bool) -> None:
+        """Run on `config` from now on (a reload that is valid)."""
+        raise NotImplementedError
+
+    def install_schedule(self) -> None:
+        """At start: every job from the config, first runs from the saved next polls; stale jobs removed."""
+        config = self.config
+        now = datetime.now(config.tz)
+        due, gone = self._due(config, now)
+        for name in sorted(gone):
+            log.warning("%s: not polled: %s", name, self.store.source_states()[name]["disabled"])
+        stale = sync_jobs(self.scheduler, config, self.poll_job, self.digest_job, due, now, skip=gone)
+        if stale:
+            log.info("schedule: removed job(s) no longer configured: %s", ", ".join(sorted(stale)))
+
+    def _due(self, config: Config, now: datetime) -> tuple[dict[str, datetime | None], set[str]]:
+        states = self.store.source_states()
+        gone = {s.name for s in config.sources if _disabled(states.get(s.name), s.url)}
+        return _saved_next_polls(config, states, now), gone
+
+    # -- reload -----------------------------------------------------------------------------------------
+    def request_reload(self) -> None:
+        """Reload soon (SIGHUP); reloads run one at a time."""
+        task = asyncio.get_running_loop().create_task(self.reload())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def reload(self) -> ConfigChanges | None:
+        """Load the config folder again and apply it; if it is invalid, say why and keep the running one."""
+        async with self._reload_lock:
+            if self.stopping:
+                return None
+            try:
+                new = await asyncio.to_thread(load_config, self.config_path)
+            except ConfigError as exc:
+                for line in exc.problems:  # the very lines `crawler check` prints
+                    log.error("%s", line)
+                log.error(
+                    "config not reloaded: %d problem(s); still running on the previous config",
+                    len(exc.problems),
+                )
+                return None
+            try:
+                return self.apply(new)
+            except Exception:
+                log.exception("config reload failed; still running on the previous config")
+                return None
+
+    def apply(self, new: Config) -> ConfigChanges:
+        """Apply a valid config: jobs of added, removed and rescheduled sources, topics, settings."""
+        old = self.config
+        changes = diff_configs(old, new)
+        if not changes:
+            log.info("config files changed; nothing to apply")
+            return changes
+        config = effective_config(old, new)
+        self.adopt(config, bool(changes.topics))
+        for name in changes.removed + changes.rescheduled:
+            self._generation[name] = self._generation.get(name, 0) + 1
+            if self.scheduler.get_job(poll_job_id(name)) is not None:
+                self.scheduler.remove_job(poll_job_id(name))
+        now = datetime.now(config.tz)
+        due, gone = self._due(config, now)
+        install_jobs(
+            self.scheduler,
+            config,
+            self.poll_job,
+            self.digest_job if changes.digest else None,
+            due,
+            now,
+            skip=gone,
+            only=changes.added + changes.rescheduled,
+        )
+        log.info("config reloaded: %s", changes.describe())
+        for what in changes.need_restart:
+            log.warning("config: %s changed: needs a restart; the running value is kept until then", what)
+        return changes
+
+
+class Service(Scheduling):
+    """The running service: its resources, its scheduler, the polls in flight, and config reloads."""
+
+    def __init__(self, res: Resources, scheduler: AsyncIOScheduler, config_path: Path):
+        super().__init__(scheduler, config_path)
+        self.res = res
+        self.in_flight: set[asyncio.Task[Any]] = set()
+        self.started_at = time.time()
+        self.last_poll_started: float | None = None  # time.time() of the latest poll job (health checks)
+        self.last_poll_finished: float | None = None
+        self.on_poll: list[Callable[[PollReport], None]] = []  # called with every poll's report (metrics)
+        self._polling: dict[str, asyncio.Lock] = {}  # per source: held while it is polled
+
+    @property
+    def config(self) -> Config:
         return self.res.config
+
+    @property
+    def store(self) -> Store:
+        return self.res.store
+
+    def adopt(self, config: Config, topics_changed: bool) -> None:
+        # Polls read res.config when they start, and the writer reads res.matcher for each article: from
+        # here on, new polls use the new sources and the next article filed uses the new topics.
+        self.res.matcher = compile_topics(config.topics) if topics_changed else self.res.matcher
+        self.res.config = config
 
     # -- jobs -------------------------------------------------------------------------------------------
     async def poll(self, name: str) -> PollReport | None:
@@ -154,84 +274,6 @@ class Service:
         finally:
             self.in_flight.discard(task)
         await _write_missed_digests(res)
-
-    def install_schedule(self) -> None:
-        """At start: every job from the config, first runs from the saved next polls; stale jobs removed."""
-        config = self.res.config
-        now = datetime.now(config.tz)
-        due, gone = self._due(config, now)
-        for name in sorted(gone):
-            log.warning("%s: not polled: %s", name, self.res.store.source_states()[name]["disabled"])
-        stale = sync_jobs(self.scheduler, config, POLL_JOB, DIGEST_JOB, due, now, skip=gone)
-        if stale:
-            log.info("schedule: removed job(s) no longer configured: %s", ", ".join(sorted(stale)))
-
-    def _due(self, config: Config, now: datetime) -> tuple[dict[str, datetime | None], set[str]]:
-        states = self.res.store.source_states()
-        gone = {s.name for s in config.sources if _disabled(states.get(s.name), s.url)}
-        return _saved_next_polls(config, states, now), gone
-
-    # -- reload -----------------------------------------------------------------------------------------
-    def request_reload(self) -> None:
-        """Reload soon (SIGHUP); reloads run one at a time."""
-        task = asyncio.get_running_loop().create_task(self.reload())
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
-
-    async def reload(self) -> ConfigChanges | None:
-        """Load the config folder again and apply it; if it is invalid, say why and keep the running one."""
-        async with self._reload_lock:
-            if self.stopping:
-                return None
-            try:
-                new = await asyncio.to_thread(load_config, self.config_path)
-            except ConfigError as exc:
-                for line in exc.problems:  # the very lines `crawler check` prints
-                    log.error("%s", line)
-                log.error(
-                    "config not reloaded: %d problem(s); still running on the previous config",
-                    len(exc.problems),
-                )
-                return None
-            try:
-                return self.apply(new)
-            except Exception:
-                log.exception("config reload failed; still running on the previous config")
-                return None
-
-    def apply(self, new: Config) -> ConfigChanges:
-        """Apply a valid config: jobs of added, removed and rescheduled sources, topics, settings."""
-        old = self.res.config
-        changes = diff_configs(old, new)
-        if not changes:
-            log.info("config files changed; nothing to apply")
-            return changes
-        config = effective_config(old, new)
-        matcher = compile_topics(config.topics) if changes.topics else self.res.matcher
-        # Polls read res.config when they start, and the writer reads res.matcher for each article: from
-        # here on, new polls use the new sources and the next article filed uses the new topics.
-        self.res.config = config
-        self.res.matcher = matcher
-        for name in changes.removed + changes.rescheduled:
-            self._generation[name] = self._generation.get(name, 0) + 1
-            if self.scheduler.get_job(poll_job_id(name)) is not None:
-                self.scheduler.remove_job(poll_job_id(name))
-        now = datetime.now(config.tz)
-        due, gone = self._due(config, now)
-        install_jobs(
-            self.scheduler,
-            config,
-            POLL_JOB,
-            DIGEST_JOB if changes.digest else None,
-            due,
-            now,
-            skip=gone,
-            only=changes.added + changes.rescheduled,
-        )
-        log.info("config reloaded: %s", changes.describe())
-        for what in changes.need_restart:
-            log.warning("config: %s changed: needs a restart; the running value is kept until then", what)
-        return changes
 
     # -- stop -------------------------------------------------------------------------------------------
     async def drain(self, timeout: float) -> None:

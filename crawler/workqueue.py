@@ -203,7 +203,7 @@ class PollQueue:
         return bool(int(got))
 
     def done(self, request: Request, next_poll: str, disabled: str = "") -> bool:
-        """Report the poll's outcome and acknowledge the request, atomically. False if already acknowledged."""
+        """Report the poll's outcome and acknowledge the request at once; False if already acknowledged."""
         acked = self._done(
             keys=[self.stream, self._dedupe_key(request.source), self.reports],
             args=[self.group, request.id, request.source, next_poll, disabled, REPORTS_KEPT],
@@ -222,7 +222,9 @@ class PollQueue:
         for _, entries in reply or []:
             for entry_id, fields in entries:
                 found.append(
-                    Outcome(entry_id, fields["source"], fields.get("next_poll", ""), fields.get("disabled", ""))
+                    Outcome(
+                        entry_id, fields["source"], fields.get("next_poll", ""), fields.get("disabled", "")
+                    )
                 )
         return found
 

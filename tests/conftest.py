@@ -8,6 +8,7 @@ import random
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -42,6 +43,9 @@ class Site:
         self.hits: list[str] = []
         self.requests: list[tuple[str, dict[str, str]]] = []  # (path, request headers), in order
         self.lock = threading.Lock()
+        self.delay = 0.0  # seconds each response takes (makes overlapping requests visible)
+        self.active = 0  # requests being answered now, and the most ever at once
+        self.max_active = 0
         site = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -50,6 +54,17 @@ class Site:
                     site.hits.append(self.path)
                     site.requests.append((self.path, {k.lower(): v for k, v in self.headers.items()}))
                     route = site.routes.get(self.path)
+                    site.active += 1
+                    site.max_active = max(site.max_active, site.active)
+                try:
+                    self._answer(route)
+                finally:
+                    with site.lock:
+                        site.active -= 1
+
+            def _answer(self, route: Route | None) -> None:
+                if site.delay:
+                    time.sleep(site.delay)
                 if route is None:
                     route = Route(404, b"not found", {"Content-Type": "text/plain"})
                 etag = route.headers.get("ETag")

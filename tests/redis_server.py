@@ -29,10 +29,15 @@ class RedisServer:
     folder: Path
     process: subprocess.Popen[bytes]
     _names: Iterator[int] = field(default_factory=lambda: itertools.count(1))
+    _databases: Iterator[int] = field(default_factory=lambda: itertools.count(1))
 
     @property
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
+
+    def new_database(self) -> str:
+        """The URL of a database number no other test of the session uses (for code with fixed key names)."""
+        return f"redis://127.0.0.1:{self.port}/{next(self._databases)}"
 
     def new_prefix(self) -> str:
         """A key prefix no other test of the session uses."""
@@ -73,7 +78,7 @@ def _start(folder: Path) -> tuple[RedisServer | None, str]:
         return None, "the redis Python client is not installed (pip install 'redis>=5')"
     port = _free_port()
     cmd = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-           "--dir", str(folder), "--logfile", str(folder / "log")]  # fmt: skip
+           "--databases", "64", "--dir", str(folder), "--logfile", str(folder / "log")]  # fmt: skip
     process = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=folder)
     if _wait_ready(port, process):
         return RedisServer(port, folder, process), ""

@@ -612,15 +612,28 @@ def test_env_points_at_broken_config_and_option_wins(tmp_path: Path) -> None:
     assert ok.returncode == 0, ok.stderr
 
 
-def test_run_refuses_a_queue_until_the_roles_exist(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("role", "settings", "message"),
+    [
+        (None, {"queue": "redis://127.0.0.1:9/0"}, "queue is set, so this crawler runs as separate roles"),
+        ("embedded", {"queue": "redis://127.0.0.1:9/0"}, "start `crawler run --role scheduler`"),
+        ("worker", {}, "--role worker needs crawler.yaml `queue: redis://...`"),
+        ("scheduler", {"queue": "redis://127.0.0.1:9/0"}, "--role scheduler needs crawler.yaml `database: "),
+        (
+            "worker",
+            {"queue": "redis://127.0.0.1:9/0", "database": "sqlite:////tmp/x.sqlite3"},
+            "SQLite cannot be shared between machines",
+        ),
+    ],
+)
+def test_run_says_which_setting_a_role_needs(
+    tmp_path: Path, role: str | None, settings: dict[str, str], message: str
+) -> None:
     from conftest import write_config
 
-    cfg = write_config(
-        tmp_path / "config",
-        [{"name": "a", "url": "http://127.0.0.1:9/a.xml"}],
-        {"queue": "redis://127.0.0.1:6379/0"},
-    )
-    out = crawler_cmd("run", "--config", str(cfg))
+    cfg = write_config(tmp_path / "config", [{"name": "a", "url": "http://127.0.0.1:9/a.xml"}], settings)
+    out = crawler_cmd("run", "--config", str(cfg), *(["--role", role] if role else []))
     assert out.returncode == 1
-    assert "crawler.yaml: queue: the scheduler and worker roles are not available" in out.stderr
+    assert out.stderr.startswith("crawler run: ")
+    assert message in out.stderr
     assert not (cfg / "data" / "crawler.lock").exists()  # refused before taking the data folder

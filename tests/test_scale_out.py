@@ -1,0 +1,197 @@
+"""Scale-out on real servers: two scheduler nodes and two workers as separate processes, over 50 sources.
+
+PostgreSQL and Redis are throwaway servers the tests start (tests/pg_server.py, tests/redis_server.py; they
+skip with the reason where Debian's packages cannot be installed). One scenario, in phases, checked step by
+step: the leader queues every source, two workers file every item exactly once (a story listed by all 50
+feeds too); a worker SIGKILLed mid-crawl loses nothing (the other claims its requests); the leader
+SIGKILLed, the standby takes over within 30 s and writes the next digest, once; a third node taking over
+after it does not write that digest again.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import ROOT, Site, article_html, crawler_cmd, lorem, rss, write_config
+from pg_server import PgServer, postgres_fixture  # noqa: F401  (fixtures used by name)
+from redis_server import RedisServer, redis_server_fixture  # noqa: F401
+from service_helpers import check_archive, disk_state, filed_urls, kill_group, log_text, wait_for
+from sqlalchemy import create_engine, text
+
+SOURCES = 50
+ARTICLES = 4  # of its own per source, plus the one wire story every source lists
+WIRE = "/wire/summit.html"
+PER_HOST = 3
+CLAIM_AFTER = 3  # seconds; the default is 60
+
+
+@dataclass
+class Cluster:
+    cfg: Path
+    data: Path
+    pg_url: str
+    redis_url: str
+    site: Site
+    logs: Path
+    urls: set[str] = field(default_factory=set)
+    procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+
+    def start(self, name: str, role: str) -> subprocess.Popen[bytes]:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "crawler", "run", "--role", role, "--config", str(self.cfg)],
+            stdout=subprocess.DEVNULL,
+            stderr=(self.logs / f"{name}.log").open("ab"),
+            cwd=ROOT,
+            env={**os.environ},
+            start_new_session=True,  # kill_group reaches its extraction processes too
+        )
+        self.procs[name] = proc
+        return proc
+
+    def log(self, name: str) -> str:
+        return log_text(self.logs / f"{name}.log")
+
+    def all_logs(self) -> str:
+        return "".join(self.log(name) for name in self.procs)
+
+    def count(self, sql: str) -> int:
+        engine = create_engine(self.pg_url)
+        try:
+            with engine.connect() as conn:
+                return int(conn.execute(text(sql)).scalar_one())
+        finally:
+            engine.dispose()
+
+
+def _publish(site: Site) -> set[str]:
+    """50 feeds of 4 articles each, all listing one wire story too; returns every article URL."""
+    site.set(WIRE, article_html("Summit closes with a joint statement", lorem("the wire summit story", 6)))
+    urls = {site.url(WIRE)}
+    for s in range(SOURCES):
+        entries = [(WIRE, "Summit closes with a joint statement")]
+        for a in range(ARTICLES):
+            path, title = f"/s{s}/a{a}.html", f"Source {s} report {a}"
+            site.set(path, article_html(title, lorem(f"source {s} article {a}")))
+            entries.append((path, title))
+            urls.add(site.url(path))
+        site.set(f"/s{s}/feed.xml", rss(site, entries), content_type="application/rss+xml")
+    return urls
+
+
+@pytest.fixture(scope="module")
+def cluster(
+    postgres: PgServer, redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Cluster]:
+    root = tmp_path_factory.mktemp("scale")
+    site = Site()
+    site.delay = 0.02  # slow enough that several requests overlap, so the per-host limit is exercised
+    pg_url, redis_url = postgres.new_database(), redis_server.new_database()
+    sources = [{"name": f"s{i}", "url": site.url(f"/s{i}/feed.xml")} for i in range(SOURCES)]
+    settings = {
+        "database": pg_url,
+        "queue": redis_url,
+        "queue_claim_after": f"{CLAIM_AFTER}s",
+        "worker_polls": 8,
+        "every": "15s",  # first polls spread over 15 s (min(interval, the 5 min catch-up window))
+        "fetch": {"delay": 0, "per_host": PER_HOST, "timeout": 20, "allow_private_networks": True},
+    }
+    cfg = write_config(root / "config", sources, settings)
+    migrated = crawler_cmd("migrate", "--config", str(cfg))
+    assert migrated.returncode == 0, migrated.stderr
+    logs = root / "logs"
+    logs.mkdir()
+    c = Cluster(cfg, cfg / "data", pg_url, redis_url, site, logs)
+    c.urls = _publish(site)
+    try:
+        yield c
+    finally:
+        for proc in c.procs.values():
+            kill_group(proc)
+        site.close()
+
+
+def _leading(c: Cluster, name: str) -> bool:
+    if c.procs[name].poll() is not None:
+        raise AssertionError(f"{name} exited with {c.procs[name].returncode}:\n{c.log(name)[-3000:]}")
+    return ": leading" in c.log(name)
+
+
+def test_a_leader_a_standby_and_two_workers_file_everything_once(cluster: Cluster) -> None:
+    c = cluster
+    c.start("leader", "scheduler")
+    wait_for(lambda: _leading(c, "leader"), 60, "the first scheduler to lead")
+    c.start("standby", "scheduler")
+    wait_for(lambda: "standing by" in c.log("standby"), 60, "the second scheduler to stand by")
+    c.start("w1", "worker")
+    c.start("w2", "worker")
+
+    # Kill the first worker mid-crawl: some items are filed, more are under way.
+    wait_for(lambda: c.count("SELECT count(*) FROM items") >= 40, 120, "40 items filed")
+    kill_group(c.procs["w1"])
+    filed_at_kill = c.count("SELECT count(*) FROM items")
+    assert filed_at_kill < len(c.urls), "the crawl ended before the kill: the test would prove nothing"
+
+    wait_for(lambda: c.count("SELECT count(*) FROM items") >= len(c.urls), 120, "every item filed")
+    polled = "SELECT count(DISTINCT source) FROM polls"
+    wait_for(lambda: c.count(polled) == SOURCES, 60, "every source polled")
+    time.sleep(1.0)  # anything filed twice would land now
+    assert c.count("SELECT count(*) FROM items") == len(c.urls)
+    assert c.count("SELECT count(DISTINCT url) FROM items") == len(c.urls)
+    complete, temps, orphans = disk_state(c.data)
+    assert len(complete) == len(c.urls) and not temps and not orphans
+    urls = filed_urls(c.data)
+    assert sorted(urls) == sorted(c.urls)  # each URL once on disk
+    numbers = sorted(int(p.split("/")[-1].split("_")[0]) for p in complete)
+    assert numbers == list(range(1, len(c.urls) + 1))  # NNN from the database: no gap, no clash
+    # The wire story every feed lists: filed once (above), and the other sources' copies are duplicates.
+    assert c.count("SELECT sum(duplicate) FROM polls") >= 1
+    assert "took over a poll request a worker left unfinished" in c.log("w2")
+    assert c.site.max_active <= PER_HOST  # the per-host limit held across both workers
+    assert c.site.max_active >= 2  # and the test did overlap requests
+    check_archive(c.data)
+
+
+def test_the_standby_takes_over_and_writes_the_next_digest_once(cluster: Cluster) -> None:
+    c = cluster
+    if "leader" not in c.procs:
+        pytest.skip("needs the cluster of the test before")
+    kill_group(c.procs["leader"])
+    killed = time.monotonic()
+    wait_for(lambda: _leading(c, "standby"), 30, "the standby to take over within 30 s")
+    took = time.monotonic() - killed
+    # The next digest, due in a few seconds: set by editing the config, which the new leader reloads.
+    at = (datetime.now(UTC) + timedelta(seconds=6)).strftime("%H:%M:%S")
+    settings = yaml.safe_load((c.cfg / "crawler.yaml").read_text("utf-8"))
+    settings["digest"] = {"at": at}
+    (c.cfg / "crawler.yaml").write_text(yaml.safe_dump(settings), "utf-8")
+    # The leader watches the folder, but its watch may start just after this edit: SIGHUP says it for sure.
+    wait_for(lambda: "source(s) scheduled" in c.log("standby"), 10, "the new leader's schedule")
+    c.procs["standby"].send_signal(signal.SIGHUP)
+    wait_for(lambda: "config reloaded: " in c.log("standby"), 10, "the new leader to reload")
+    day = (datetime.now(UTC).date() - timedelta(days=1)).isoformat()
+    md = c.data / "digests" / f"{day}.md"
+    wait_for(md.exists, 60, "the digest to be written")
+    wait_for(lambda: f"digest for {day} written" in c.log("standby"), 10, "the digest's log line")
+
+    # A third node takes over from the second: it writes the digests that are missing, not this one.
+    c.start("third", "scheduler")
+    wait_for(lambda: "standing by" in c.log("third"), 60, "the third scheduler to stand by")
+    c.procs["standby"].send_signal(signal.SIGTERM)
+    assert c.procs["standby"].wait(timeout=30) == 0
+    wait_for(lambda: _leading(c, "third"), 30, "the third scheduler to take over")
+    time.sleep(1.0)
+    written = re.findall(rf"digest for {day} written", c.all_logs())
+    assert len(written) == 1, c.all_logs()[-3000:]
+    assert c.count(f"SELECT count(*) FROM digests WHERE day = '{day}' AND written_at IS NOT NULL") == 1
+    assert took < 30
