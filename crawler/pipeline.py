@@ -194,7 +194,13 @@ def _save_health(
     else:
         weight = 0.0
         values.update(failures=0, failure_weight=0.0, last_error=None, last_success=values["last_poll"])
-        values.update(read.validators)
+        if report.failed:
+            # Some items failed in a way the next poll may get past (a 429, a 503, a timeout; permanent
+            # failures are remembered as known): forget the feed's validators, or an unchanged feed would
+            # answer "nothing new" and those items would wait for the feed's next change.
+            values.update(etag=None, last_modified=None, body_sha256=None)
+        else:
+            values.update(read.validators)
     if source.kind == "auto":
         values["discovered"] = read.discovered
     if read.permanent_redirect:

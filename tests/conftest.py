@@ -46,6 +46,8 @@ class Site:
         self.delay = 0.0  # seconds each response takes (makes overlapping requests visible)
         self.active = 0  # requests being answered now, and the most ever at once
         self.max_active = 0
+        self.once: dict[str, Route] = {}  # served at the next request of its path only, then the usual route
+        self.answered: list[tuple[float, str, int]] = []  # (time.monotonic(), path, status) per response
         site = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -53,7 +55,7 @@ class Site:
                 with site.lock:
                     site.hits.append(self.path)
                     site.requests.append((self.path, {k.lower(): v for k, v in self.headers.items()}))
-                    route = site.routes.get(self.path)
+                    route = site.once.pop(self.path, None) or site.routes.get(self.path)
                     site.active += 1
                     site.max_active = max(site.max_active, site.active)
                 try:
@@ -67,6 +69,8 @@ class Site:
                     time.sleep(site.delay)
                 if route is None:
                     route = Route(404, b"not found", {"Content-Type": "text/plain"})
+                with site.lock:
+                    site.answered.append((time.monotonic(), self.path, route.status))
                 etag = route.headers.get("ETag")
                 if etag and self.headers.get("If-None-Match") == etag:
                     route = Route(304, b"", {"ETag": etag})  # a conditional request for what they have

@@ -225,3 +225,24 @@ def test_old_entries_are_not_downloaded_and_failures_are_logged_in_brief(site: S
     site.set("/feed.xml", _feed(site, [("/new.html", format_datetime(now)), *entries]))
     again = crawler_cmd("poll", "--config", str(cfg))
     assert "2 too old" not in again.stdout and site.hits_of("/old.html") == 0
+
+
+def test_an_item_that_failed_for_now_is_tried_again_though_the_feed_is_same(site: Site, tmp_path) -> None:
+    from conftest import Route
+
+    entries = _publish(site, 2)
+    site.set("/feed.xml", rss(site, entries), content_type="application/rss+xml", headers={"ETag": '"v1"'})
+    busy = Route(429, b"too many requests", {"Content-Type": "text/plain"})  # not retried at once
+    site.once[entries[0][0]] = busy
+    cfg = write_config(tmp_path / "config", [{"name": "news", "url": site.url("/feed.xml")}])
+
+    first = crawler_cmd("poll", "--config", str(cfg))
+    assert "news: 1 new, 0 duplicate, 1 failed, 0 already known" in first.stdout, first.stdout
+    # The feed is the same (it would answer 304 to its ETag): the failed item is fetched again all the same.
+    second = crawler_cmd("poll", "--config", str(cfg))
+    assert "news: 1 new, 0 duplicate, 0 failed, 1 already known" in second.stdout, second.stdout
+    assert len(archived(cfg / "data")) == 2
+    # With nothing failed any more, the feed's validators are kept: the next poll is a 304.
+    third = crawler_cmd("poll", "--config", str(cfg))
+    assert "news: unchanged since the last poll" in third.stdout
+    assert site.requests[-1][1].get("if-none-match") == '"v1"'
