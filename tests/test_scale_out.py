@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import ROOT, Site, article_html, crawler_cmd, lorem, rss, write_config
+from conftest import ROOT, Route, Site, article_html, crawler_cmd, lorem, rss, write_config
 from pg_server import PgServer, postgres_fixture  # noqa: F401  (fixtures used by name)
 from redis_server import RedisServer, redis_server_fixture  # noqa: F401
 from service_helpers import check_archive, disk_state, filed_urls, kill_group, log_text, wait_for
@@ -34,6 +34,7 @@ ARTICLES = 4  # of its own per source, plus the one wire story every source list
 WIRE = "/wire/summit.html"
 PER_HOST = 3
 CLAIM_AFTER = 3  # seconds; the default is 60
+PAUSE = 4  # seconds of Retry-After
 
 
 @dataclass
@@ -162,6 +163,38 @@ def test_a_leader_a_standby_and_two_workers_file_everything_once(cluster: Cluste
     check_archive(c.data)
 
 
+def test_a_retry_after_pauses_the_host_for_every_worker(cluster: Cluster) -> None:
+    c = cluster
+    if "w2" not in c.procs:
+        pytest.skip("needs the cluster of the test before")
+    c.start("w3", "worker")
+    wait_for(lambda: " started: polls from " in c.log("w3"), 60, "a second worker again")
+    # A new article on s0 answers 429 with Retry-After: 4 the first time it is asked for.
+    late = "/s0/late.html"
+    c.site.set(late, article_html("A late report from the summit", lorem("the late report")))
+    c.site.once[late] = Route(429, b"slow down", {"Retry-After": str(PAUSE), "Content-Type": "text/plain"})
+    entries = [(late, "A late report from the summit"), (WIRE, "Summit closes with a joint statement")]
+    entries += [(f"/s0/a{a}.html", f"Source 0 report {a}") for a in range(ARTICLES)]
+    c.site.set("/s0/feed.xml", rss(c.site, entries), content_type="application/rss+xml")
+
+    def refused() -> float | None:
+        with c.site.lock:
+            return next((t for t, path, status in c.site.answered if path == late and status == 429), None)
+
+    wait_for(lambda: refused() is not None, 60, "the 429")
+    at = refused()
+    assert at is not None
+    filed = f"SELECT count(*) FROM items WHERE url = '{c.site.url(late)}'"
+    wait_for(lambda: c.count(filed) == 1, 60, "the late report filed at a later poll")
+    with c.site.lock:
+        answered = [t for t, _path, _status in c.site.answered]
+    # Requests already past the limiter when the 429 came may land just after it; then, while the host is
+    # paused, nothing from either worker; the requests held back go out as soon as the pause ends.
+    assert [t for t in answered if at + 0.5 < t < at + PAUSE - 0.5] == []
+    assert [t for t in answered if at + PAUSE - 0.5 <= t < at + PAUSE + 3]
+    assert c.count("SELECT count(*) FROM items") == len(c.urls) + 1
+
+
 def test_the_standby_takes_over_and_writes_the_next_digest_once(cluster: Cluster) -> None:
     c = cluster
     if "leader" not in c.procs:
@@ -195,3 +228,19 @@ def test_the_standby_takes_over_and_writes_the_next_digest_once(cluster: Cluster
     assert len(written) == 1, c.all_logs()[-3000:]
     assert c.count(f"SELECT count(*) FROM digests WHERE day = '{day}' AND written_at IS NOT NULL") == 1
     assert took < 30
+
+
+def test_every_node_stops_cleanly_on_sigterm(cluster: Cluster) -> None:
+    c = cluster
+    running = {name: proc for name, proc in c.procs.items() if proc.poll() is None}
+    if len(running) < 3:
+        pytest.skip("needs the cluster of the tests before")
+    for proc in running.values():
+        proc.send_signal(signal.SIGTERM)
+    codes = {name: proc.wait(timeout=30) for name, proc in running.items()}
+    assert codes == {name: 0 for name in running}
+    text = c.all_logs()
+    assert "Traceback" not in text
+    assert " ERROR " not in text
+    for name in running:
+        assert "stopped" in c.log(name).splitlines()[-1]
