@@ -121,8 +121,8 @@ class Server:
             return None
         if path == "/bomb":
             return self.send(h, 200, BOMB, headers={"Content-Encoding": "gzip", "Content-Type": "text/html"})
-        if path == "/hang" or (path == "/robots.txt" and self.robots_hang):  # silent for 3 s, then gives up
-            self.stop.wait(3)
+        if path == "/hang" or (path == "/robots.txt" and self.robots_hang):  # silent for 30 s, then gives up
+            self.stop.wait(30)
             return None
         if path == "/robots.txt":
             return self.send(h, 200, b"User-agent: *\nDisallow: /private\n", content_type="text/plain")
@@ -367,7 +367,7 @@ def test_bodies_over_max_bytes_are_aborted(server: Server) -> None:
 def test_a_silent_server_times_out(server: Server) -> None:
     [result] = fetch([server.url("/hang")], timeout=1)
     assert result["error"] == "timed out after 1 s"
-    assert result["elapsed"] < 2.9  # our timeout, not the server giving up at 3 s
+    assert result["elapsed"] < 20  # our timeout, not the server giving up at 30 s (loose: a busy machine)
 
 
 # --- politeness ------------------------------------------------------------------------------------------
