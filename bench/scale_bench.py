@@ -294,9 +294,9 @@ def count(conn: psycopg.Connection[Any], sql: str) -> int:
 
 
 def one_run(
-    k: int, root: Path, pg: PgServer, rd: RedisServer, site: BenchSite, clock: Clock, words: list[str]
+    k: int, folder: Path, pg: PgServer, rd: RedisServer, site: BenchSite, clock: Clock, words: list[str]
 ) -> dict[str, Any]:
-    run = Run(k, root / f"k{k}", pg.new_database(), rd.new_database())
+    run = Run(k, folder, pg.new_database(), rd.new_database())
     warm = warm_hosts(WARM_PER_WORKER * k, 2 + len(site.hosts), words)
     try:
         return crawl(run, pg, rd, site, clock, warm)
@@ -429,6 +429,9 @@ def exactly_once(conn: psycopg.Connection[Any], run: Run, site: BenchSite) -> di
     ).fetchone()
     new, duplicate, failed = (int(v or 0) for v in row) if row else (0, 0, 0)
     indexed = {u for (u,) in conn.execute("SELECT url FROM items WHERE source LIKE 'src%'")}
+    reasons: Counter[str] = Counter()
+    for (failures,) in conn.execute("SELECT failures FROM polls WHERE source LIKE 'src%'"):
+        reasons.update(line.split(": ", 1)[-1] for line in json.loads(failures))  # "url: reason"
     on_disk = Counter(
         json.loads(p.read_text("utf-8"))["url"] for p in (run.folder / "data" / "archive").rglob("*.json")
     )
@@ -442,7 +445,8 @@ def exactly_once(conn: psycopg.Connection[Any], run: Run, site: BenchSite) -> di
     )
     return {
         "pages": len(pages), "items": items, "distinct_urls": distinct, "new": new,
-        "duplicate": duplicate, "failed": failed, "files_on_disk": sum(disk.values()), "exactly_once": ok,
+        "duplicate": duplicate, "failed": failed, "failure_reasons": dict(reasons.most_common(5)),
+        "files_on_disk": sum(disk.values()), "exactly_once": ok,
     }  # fmt: skip
 
 
@@ -538,10 +542,10 @@ def crawl_all(
     words = vocabulary(pages)
     runs = []
     try:
-        for k in args.counts:
+        for i, k in enumerate(args.counts):
             console.print(f"K={k}: {len(pages)} pages, {k} worker(s), load {os.getloadavg()[0]:.2f}...")
             self_before = resource.getrusage(resource.RUSAGE_SELF)
-            result = one_run(k, root, pg, rd, site, clock, words)
+            result = one_run(k, root / f"run{i + 1}-k{k}", pg, rd, site, clock, words)
             self_after = resource.getrusage(resource.RUSAGE_SELF)
             spent = self_after.ru_utime + self_after.ru_stime - self_before.ru_utime - self_before.ru_stime
             result["cpu_s"]["bench_site_and_polling"] = round(spent, 2)  # whole run, warm-up included
@@ -611,6 +615,7 @@ def print_table(console: Console, r: dict[str, Any]) -> None:
             f"K={run['workers']}: polls per worker {run['polls_per_worker']}, pool processes "
             f"{run['pool_processes']}, load {load['start'][0]:.2f} -> {load['end'][0]:.2f}"
             + (f", {len(run['log_errors'])} error line(s) in the logs" if run["log_errors"] else "")
+            + (f", failures: {run['failure_reasons']}" if run["failure_reasons"] else "")
         )
 
 
