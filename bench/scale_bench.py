@@ -1,7 +1,7 @@
 """Scale-out throughput: the same crawl filed by 1, 2 and 4 `crawler run --role worker` processes.
 
-Usage: python bench/scale_bench.py [--quick] [--workers 1,2,4] [--sources N] [--articles M] [--hosts H]
-                                   [--out FILE]
+Usage: python bench/scale_bench.py [--quick] [--workers 1,2,4] [--repeat R] [--sources N] [--articles M]
+                                   [--hosts H] [--out FILE]
 
 Everything is real and local: a throwaway PostgreSQL and Redis (tests/pg_server.py, tests/redis_server.py;
 without them the bench prints "skipped: ..." and exits 0), the bench site of N sources x M corpus pages over H
@@ -17,7 +17,13 @@ What is measured, per K:
   - CPU seconds of each worker's process tree (the worker and its extraction pool, from /proc/PID/stat) over
     the same window, and of the scheduler, PostgreSQL and Redis, so the table says where the cores went;
   - exactly once: items == distinct URLs == the polls' `new`, new + duplicate + failed == pages, and one
-    archive file per indexed corpus item.
+    archive file per indexed corpus item. (The default 240 pages hold one pair the crawler rightly files
+    once, as a duplicate: 239 filed.)
+
+The default (24 sources x 10 pages over 6 hosts, K = 1, 2, 4) takes about 2 minutes; --quick (8 x 6 pages,
+K = 1, 2) under 1. --repeat R runs the K in turn R times and adds medians: on a shared machine one run per K
+moves by +-30% with the load, more than the differences between K. Results go under the "scale_out" key of
+bench/results.json (the other keys are kept); the exit status is 1 if any run failed the exactly-once check.
 
 Two things are arranged so that the figures are about throughput rather than start-up:
   - warm-up: before the clock, 2 sources per worker of synthetic pages (on addresses of their own) are polled
@@ -47,6 +53,7 @@ import re
 import resource
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -94,6 +101,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--sources", type=int, help="N sources (default 24)")
     p.add_argument("--articles", type=int, help="M articles per source (default 10; N x M <= 271)")
     p.add_argument("--hosts", type=int, help="loopback addresses for the sources (default 6)")
+    p.add_argument("--repeat", type=int, default=1, help="run the K in turn this many times (default 1)")
     p.add_argument("--out", type=Path, default=HERE / "results.json")
     args = p.parse_args(argv)
     quick = args.quick
@@ -106,6 +114,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         p.error("--workers takes numbers separated by commas, such as 1,2,4")
     if any(k < 1 for k in args.counts):
         p.error("--workers: each K must be at least 1")
+    if args.repeat < 1:
+        p.error("--repeat must be at least 1")
     if args.sources * args.articles > 271:
         p.error("N x M must be at most 271: each corpus page is used once per run")
     return args
@@ -542,7 +552,8 @@ def crawl_all(
     words = vocabulary(pages)
     runs = []
     try:
-        for i, k in enumerate(args.counts):
+        # In turn (1, 2, 4, 1, 2, 4...), so a change in the machine's load falls on every K alike.
+        for i, k in enumerate(args.counts * args.repeat):
             console.print(f"K={k}: {len(pages)} pages, {k} worker(s), load {os.getloadavg()[0]:.2f}...")
             self_before = resource.getrusage(resource.RUSAGE_SELF)
             result = one_run(k, root / f"run{i + 1}-k{k}", pg, rd, site, clock, words)
@@ -556,17 +567,28 @@ def crawl_all(
 
 
 def summarise(args: argparse.Namespace, runs: list[dict[str, Any]], started: float) -> dict[str, Any]:
-    base = next((r["articles_per_s"] for r in runs if r["workers"] == 1), None)
-    for r in runs:
-        r["speedup_vs_1"] = r["articles_per_s"] / base if base and r["articles_per_s"] else None
+    by_k: dict[int, dict[str, Any]] = {}
+    for k in args.counts:
+        mine = [r for r in runs if r["workers"] == k]
+        by_k[k] = {
+            "runs": len(mine),
+            "articles_per_s_median": statistics.median(r["articles_per_s"] for r in mine),
+            "seconds_median": statistics.median(r["seconds"] for r in mine),
+            "cpu_workers_s_median": statistics.median(r["cpu_workers_s"] for r in mine),
+        }
+    base = by_k[1]["articles_per_s_median"] if 1 in by_k else None
+    for r in [*runs, *by_k.values()]:
+        rate = r.get("articles_per_s") or r.get("articles_per_s_median")
+        r["speedup_vs_1"] = rate / base if base and rate else None
     return {
         "parameters": {
             "sources": args.sources, "articles_per_source": args.articles, "hosts": args.hosts,
             "pages": args.sources * args.articles, "workers": args.counts, "fetch_per_host": 2,
             "fetch_delay_s": 0, "worker_polls": "default", "pool_size_per_worker": pool_size(),
-            "warmup_sources_per_worker": WARM_PER_WORKER, "quick": args.quick,
+            "warmup_sources_per_worker": WARM_PER_WORKER, "quick": args.quick, "repeat": args.repeat,
         },
         "runs": runs,
+        "by_workers": {str(k): v for k, v in by_k.items()},  # medians over --repeat runs
         "cores_usable": len(os.sched_getaffinity(0)),
         "cores_online": os.cpu_count(),
         "load_average_end": os.getloadavg(),
@@ -609,10 +631,17 @@ def print_table(console: Console, r: dict[str, Any]) -> None:
             "yes" if run["exactly_once"] else "NO",
         )
     console.print(t)
+    if p["repeat"] > 1:
+        medians = ", ".join(
+            f"K={k} {m['articles_per_s_median']:.1f}/s"
+            + (f" (x{m['speedup_vs_1']:.2f})" if m["speedup_vs_1"] else "")
+            for k, m in r["by_workers"].items()
+        )
+        console.print(f"medians over {p['repeat']} runs: {medians}")
     for run in r["runs"]:
         load = run["load_average"]
         console.print(
-            f"K={run['workers']}: polls per worker {run['polls_per_worker']}, pool processes "
+            f"K={run['workers']}: polls per worker (warm-up's included) {run['polls_per_worker']}, processes "
             f"{run['pool_processes']}, load {load['start'][0]:.2f} -> {load['end'][0]:.2f}"
             + (f", {len(run['log_errors'])} error line(s) in the logs" if run["log_errors"] else "")
             + (f", failures: {run['failure_reasons']}" if run["failure_reasons"] else "")
