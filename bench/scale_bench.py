@@ -17,8 +17,8 @@ What is measured, per K:
   - CPU seconds of each worker's process tree (the worker and its extraction pool, from /proc/PID/stat) over
     the same window, and of the scheduler, PostgreSQL and Redis, so the table says where the cores went;
   - exactly once: items == distinct URLs == the polls' `new`, new + duplicate + failed == pages, and one
-    archive file per indexed corpus item. (The default 240 pages hold one pair the crawler rightly files
-    once, as a duplicate: 239 filed.)
+    archive file per indexed corpus item. (The default 240 pages hold one page the crawler's duplicate
+    checks take for another's copy: 239 filed, 1 duplicate, at every K, as in bench/pipeline_bench.py.)
 
 The default (24 sources x 10 pages over 6 hosts, K = 1, 2, 4) takes about 2 minutes; --quick (8 x 6 pages,
 K = 1, 2) under 1. --repeat R runs the K in turn R times and adds medians: on a shared machine one run per K
@@ -26,7 +26,7 @@ moves by +-30% with the load, more than the differences between K. Results go un
 bench/results.json (the other keys are kept); the exit status is 1 if any run failed the exactly-once check.
 
 Two things are arranged so that the figures are about throughput rather than start-up:
-  - warm-up: before the clock, 2 sources per worker of synthetic pages (on addresses of their own) are polled
+  - warm-up: before the clock, 3 sources per worker of synthetic pages (on addresses of their own) are polled
     and filed, so that every worker has started its extraction pool and imported trafilatura. Long-lived
     workers pay that once, not per crawl; the corpus site is not touched until the clock starts;
   - all at once: a never-polled source's first poll is spread over min(5 min, its interval), which would make
@@ -84,8 +84,9 @@ from crawler.store import Store  # noqa: E402
 from crawler.workers import pool_size  # noqa: E402
 
 TICK = os.sysconf("SC_CLK_TCK")
-WARM_PER_WORKER = 2  # warm-up sources per worker
-WARM_PAGES = 6  # synthetic pages per warm-up source: enough to run two extractions at once in each pool
+WARM_PER_WORKER = 3  # warm-up sources per worker (the queue hands them out in turn, not exactly evenly)
+WARM_PAGES = 8  # synthetic pages per warm-up source, long enough that two extractions overlap and each
+WARM_PARAGRAPHS = 20  # worker's pool starts its second process
 WARM_EVERY = "4s"  # warm-up sources' interval: their first polls are spread over it
 LEAD_TIME = 4.0  # seconds between saving the corpus sources' next poll and that poll
 POLL_EVERY = 0.05  # seconds between counts of the filed items
@@ -158,7 +159,7 @@ def warm_hosts(count: int, first_address: int, words: list[str]) -> list[tuple[H
         for k in range(WARM_PAGES):
             path = f"/warm{i:02d}/{k}.html"
             rng = random.Random(i * 1000 + k)  # random words: distinct texts, so none is a near-duplicate
-            text = [" ".join(rng.choice(words) for _ in range(60)) + "." for _ in range(6)]
+            text = [" ".join(rng.choice(words) for _ in range(60)) + "." for _ in range(WARM_PARAGRAPHS)]
             host.pages[path] = synthetic_page(f"Warm-up story {i} {k}", text)
             feed.entries.append(Entry(path, f"Warm-up story {i} {k}", datetime.now(UTC)))
         feed.render(host.base)
@@ -200,6 +201,14 @@ def tree(root: int, table: dict[int, tuple[int, float]]) -> list[int]:
             found.append(pid)
             todo.extend(children.get(pid, []))
     return found
+
+
+def is_pool_process(pid: int) -> bool:
+    """An extraction pool process: spawned by multiprocessing (not its resource tracker)."""
+    try:
+        return b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
 
 
 def tree_cpu(root: int, table: dict[int, tuple[int, float]]) -> float:
@@ -342,7 +351,8 @@ def crawl(
         warm_total = len(warm) * WARM_PAGES
         warm_sql = "SELECT count(*) FROM items WHERE source LIKE 'warm%'"
         wait_for(lambda: count(conn, warm_sql) >= warm_total, START_TIMEOUT, "the warm-up", run)
-        pools = {w.name: len(tree(w.proc.pid, proc_table())) - 1 for w in run.workers()}
+        table = proc_table()
+        pools = {w.name: sum(map(is_pool_process, tree(w.proc.pid, table))) for w in run.workers()}
         due = start_corpus(run, site, clock)
         before = proc_table()
         measured = measure(conn, site, clock, due)
@@ -585,7 +595,8 @@ def summarise(args: argparse.Namespace, runs: list[dict[str, Any]], started: flo
             "sources": args.sources, "articles_per_source": args.articles, "hosts": args.hosts,
             "pages": args.sources * args.articles, "workers": args.counts, "fetch_per_host": 2,
             "fetch_delay_s": 0, "worker_polls": "default", "pool_size_per_worker": pool_size(),
-            "warmup_sources_per_worker": WARM_PER_WORKER, "quick": args.quick, "repeat": args.repeat,
+            "warmup_sources_per_worker": WARM_PER_WORKER, "warmup_pages_per_source": WARM_PAGES,
+            "quick": args.quick, "repeat": args.repeat,
         },
         "runs": runs,
         "by_workers": {str(k): v for k, v in by_k.items()},  # medians over --repeat runs
@@ -641,8 +652,8 @@ def print_table(console: Console, r: dict[str, Any]) -> None:
     for run in r["runs"]:
         load = run["load_average"]
         console.print(
-            f"K={run['workers']}: polls per worker (warm-up's included) {run['polls_per_worker']}, processes "
-            f"{run['pool_processes']}, load {load['start'][0]:.2f} -> {load['end'][0]:.2f}"
+            f"K={run['workers']}: polls per worker (warm-up's included) {run['polls_per_worker']}, "
+            f"pool processes {run['pool_processes']}, load {load['start'][0]:.2f} -> {load['end'][0]:.2f}"
             + (f", {len(run['log_errors'])} error line(s) in the logs" if run["log_errors"] else "")
             + (f", failures: {run['failure_reasons']}" if run["failure_reasons"] else "")
         )
