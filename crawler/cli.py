@@ -212,6 +212,8 @@ def _run_role(config: Config, role: str, config_dir: Path | None) -> int:
     """A scheduler or worker node. No data-folder lock: the nodes coordinate through PostgreSQL and Redis,
     and any number of them may share the config and data folders."""
     from redis.exceptions import RedisError
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import DBAPIError
 
     from crawler import runtime
     from crawler.config import default_config_dir
@@ -228,9 +230,32 @@ def _run_role(config: Config, role: str, config_dir: Path | None) -> int:
         return runtime.run(lambda: work(config, config_path))
     except IndexUnusable as exc:
         print(f"crawler run: {exc}", file=sys.stderr)
+    except DBAPIError as exc:
+        where = make_url(config.settings.database or "").render_as_string(hide_password=True)
+        print(f"crawler run: crawler.yaml: database: {where}: {_first_line(exc.orig)}", file=sys.stderr)
     except RedisError as exc:
-        print(f"crawler run: crawler.yaml: queue: {config.settings.queue}: {exc}", file=sys.stderr)
+        print(
+            f"crawler run: crawler.yaml: queue: {_hide_password(config.settings.queue)}: {exc}",
+            file=sys.stderr,
+        )
     return 1
+
+
+def _first_line(error: BaseException | None) -> str:
+    text = str(error or "").strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def _hide_password(url: str | None) -> str:
+    """The URL as it can be logged: a password in it replaced by ***."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url or "")
+    if parts.password is None:
+        return url or ""
+    user = parts.username or ""
+    host = parts.netloc.rsplit("@", 1)[1]
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
 
 
 def cmd_poll(args: argparse.Namespace) -> int:

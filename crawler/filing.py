@@ -34,7 +34,9 @@ NEAR_WINDOW = timedelta(days=30)
 # An updated article whose text is this similar to the filed version is the same article (a typo fixed).
 TRIVIAL_EDIT = 0.9
 
-Outcome = tuple[Literal["new", "duplicate", "known"], str]
+# "pending": another process sharing the index holds the article's claim and has not indexed it yet (if it
+# dies, the claim is released and a later poll files the article).
+Outcome = tuple[Literal["new", "duplicate", "known", "pending"], str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,14 +191,15 @@ def _claim(res: Resources, c: Candidate, sha: str) -> Outcome | None:
 
     Another process sharing the index may have passed the same reads at the same moment: the claim (the keys
     table's primary key) lets exactly one of them file. The loser looks again: the winner's item, once
-    indexed, gets this copy as "also reported by"; while the winner is still writing, it is only a duplicate.
+    indexed, gets this copy as "also reported by"; while the winner is still writing, the copy is pending.
     """
     store = res.store
     if store.claim([*c.keys, content_key(sha)], c.source.name):
         return None
     existing = store.item_for_keys(c.keys) or store.item_with_content(sha)
-    if existing is not None:
-        record_duplicate(res, existing, c.source.name, c.url, c.keys)
+    if existing is None:
+        return "pending", c.url
+    record_duplicate(res, existing, c.source.name, c.url, c.keys)
     return "duplicate", c.url
 
 

@@ -64,9 +64,12 @@ class PollReport:
     redirected_to: str | None = None  # the source's URL moved permanently here
     disabled: str | None = None  # polling stopped, and why (HTTP 410 Gone)
     next_poll: datetime | None = None
+    # Entries another process was filing when this poll saw them: if that process dies, the next poll must
+    # look at them again, so the feed is not taken for unchanged (see _save_health).
+    claimed_elsewhere: int = 0
 
 
-Outcome = tuple[Literal["new", "duplicate", "known", "old", "failed"], str]
+Outcome = tuple[Literal["new", "duplicate", "known", "pending", "old", "failed"], str]
 # The decoded page is checked for block, consent and captcha markers near its start (characters).
 QUALITY_PREFIX = 200_000
 
@@ -114,6 +117,9 @@ async def _file_entries(res: Resources, source: Source, entries: list[FeedItem],
             report.duplicate += 1
         elif kind == "known":
             report.known += 1
+        elif kind == "pending":  # another process is filing it: known, unless that process dies
+            report.known += 1
+            report.claimed_elsewhere += 1
         elif kind == "old":
             report.old += 1
         else:
@@ -162,6 +168,8 @@ def _to_fetch(
             # index is filing it now; a claim its process died with is released by resources.recover).
             if seen[0] == "filed" and seen[2] is None and entry.version:
                 res.store.set_version(ident, entry.version)
+            if seen[0] == "claimed":
+                report.claimed_elsewhere += 1
             report.known += 1
     return todo
 
@@ -194,10 +202,11 @@ def _save_health(
     else:
         weight = 0.0
         values.update(failures=0, failure_weight=0.0, last_error=None, last_success=values["last_poll"])
-        if report.failed:
+        if report.failed or report.claimed_elsewhere:
             # Some items failed in a way the next poll may get past (a 429, a 503, a timeout; permanent
-            # failures are remembered as known): forget the feed's validators, or an unchanged feed would
-            # answer "nothing new" and those items would wait for the feed's next change.
+            # failures are remembered as known), or are being filed by a process that may yet die: forget the
+            # feed's validators, or an unchanged feed would answer "nothing new" and those items would wait
+            # for the feed's next change.
             values.update(etag=None, last_modified=None, body_sha256=None)
         else:
             values.update(read.validators)

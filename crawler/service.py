@@ -343,6 +343,7 @@ async def serve(config: Config, extras: Sequence[Extra] = (), config_path: Path 
                 await service.drain(DRAIN_SECONDS)
         finally:
             loop.remove_signal_handler(signal.SIGHUP)
+            signal.signal(signal.SIGHUP, signal.SIG_IGN)  # not the default (death) while closing
             watch_stop.set()
             if watcher is not None:
                 await asyncio.wait([watcher], timeout=2.0)

@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -189,7 +190,9 @@ def test_four_processes_filing_the_same_articles_file_each_once(tmp_path: Path, 
         outcomes.append(json.loads(out))
     new = [path for each in outcomes for kind, path in each if kind == "new"]
     assert len(new) == len(set(new)) == n  # every story filed by exactly one process
-    assert sum(kind == "duplicate" for each in outcomes for kind, _ in each) == (len(names) - 1) * n
+    # The losers: duplicates of the item filed, or pending while its winner was still writing it.
+    losers = sum(kind in ("duplicate", "pending") for each in outcomes for kind, _ in each)
+    assert losers == (len(names) - 1) * n
     files = archived(cfg / "data")
     assert len(files) == n and sorted(str(p.relative_to(cfg / "data")) for p in files) == sorted(new)
     assert _count(pg_url, "items") == n
@@ -231,3 +234,30 @@ def test_a_claim_takes_over_remembered_keys_but_not_filed_or_claimed_ones_on_pos
         assert store.seen("u:y") is None
     finally:
         store.close()
+
+
+def test_an_entry_another_process_was_filing_is_looked_at_again_if_that_process_died(
+    site: Site, tmp_path: Path, pg_url: str
+) -> None:
+    """A claim left by a dead filer: the poll that saw it must not let the unchanged feed hide it for ever."""
+    from crawler import dedup
+
+    _publish(site)
+    feed = site.routes["/feed.xml"]
+    feed.headers["ETag"] = '"v1"'  # the feed would answer 304 to a poll that kept its validators
+    cfg = write_config(
+        tmp_path / "config", [{"name": "news", "url": site.url("/feed.xml")}], {"database": pg_url}
+    )
+    assert crawler_cmd("migrate", "--config", str(cfg)).returncode == 0
+    # Another process claimed the first story's URL and died before filing it.
+    store = Store(pg_url)
+    try:
+        assert store.claim([dedup.url_key(site.url("/news/0.html"))], "news")
+        first = crawler_cmd("poll", "--config", str(cfg))
+        assert "news: 2 new, 0 duplicate, 0 failed, 1 already known" in first.stdout, first.stdout
+        assert store.release_stale_claims(timedelta(0)) == 1  # found dead at last
+    finally:
+        store.close()
+    second = crawler_cmd("poll", "--config", str(cfg))
+    assert "news: 1 new, 0 duplicate, 0 failed, 2 already known" in second.stdout, second.stdout
+    assert _count(pg_url, "items") == 3

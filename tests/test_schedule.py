@@ -85,4 +85,4 @@ def test_triggers_and_installed_jobs(tmp_path: Path) -> None:
     assert job.misfire_grace_time == 3600  # type: ignore[attr-defined]
     assert job.next_run_time == NOW  # type: ignore[attr-defined]
     digest_trigger = jobs[DIGEST_JOB].trigger  # type: ignore[attr-defined]
-    assert str(digest_trigger) == "cron[hour='6', minute='30']"
+    assert str(digest_trigger) == "cron[hour='6', minute='30', second='0']"

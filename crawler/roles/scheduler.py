@@ -149,6 +149,10 @@ async def schedule(config: Config, config_path: Path) -> int:
     queue = PollQueue(config.settings.queue, claim_idle=config.settings.queue_claim_after.total_seconds())
     leader = LeaderLock(config.settings.database)
     store = open_store(config)
+    leading: list[Dispatcher] = []  # the dispatcher while this node leads
+    # One SIGHUP handler for the node's whole life (removing it would restore the default: death): while
+    # leading it reloads the config; a standby reads the config afresh when it takes over anyway.
+    loop.add_signal_handler(signal.SIGHUP, lambda: _reload(leading))
     try:
         await asyncio.to_thread(queue.ensure_group)
         log.info("scheduler %s: standing by (another node leads, or none yet)", owner)
@@ -158,7 +162,7 @@ async def schedule(config: Config, config_path: Path) -> int:
                 continue
             config = await asyncio.to_thread(_fresh, config, config_path)
             log.info("scheduler %s: leading", owner)
-            await _lead(config, config_path, store, queue, leader, owner, stop)
+            await _lead(config, config_path, store, queue, leader, owner, stop, leading)
             await asyncio.to_thread(leader.release)
             if not stop.is_set():
                 log.info("scheduler %s: standing by", owner)
@@ -166,6 +170,8 @@ async def schedule(config: Config, config_path: Path) -> int:
         await asyncio.to_thread(leader.close)
         queue.close()
         store.close()
+        loop.remove_signal_handler(signal.SIGHUP)
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)  # until the process exits
     log.info("scheduler %s: stopped", owner)
     return 0
 
@@ -178,6 +184,7 @@ async def _lead(
     leader: LeaderLock,
     owner: str,
     stop: asyncio.Event,
+    leading: list[Dispatcher],
 ) -> None:
     """Lead until stop, or until the lock cannot be confirmed."""
     loop = asyncio.get_running_loop()
@@ -189,7 +196,7 @@ async def _lead(
     after = await asyncio.to_thread(queue.last_outcome)
     follower = loop.create_task(dispatcher.follow(after, done_leading))
     watcher = loop.create_task(watch_config(config.config_dir, dispatcher.reload, done_leading))
-    loop.add_signal_handler(signal.SIGHUP, dispatcher.request_reload)
+    leading.append(dispatcher)
     try:
         await dispatcher.write_missed_digests()
         dispatcher.install_schedule()
@@ -204,10 +211,17 @@ async def _lead(
     finally:
         dispatcher.stopping = True
         done_leading.set()
-        loop.remove_signal_handler(signal.SIGHUP)
+        leading.clear()
         scheduler.shutdown(wait=False)
         await asyncio.wait([follower, watcher], timeout=OUTCOME_BLOCK_MS / 1000 + 2)
         log.info("scheduler %s: %d poll request(s) queued while leading", owner, dispatcher.put)
+
+
+def _reload(leading: list[Dispatcher]) -> None:
+    if leading:
+        leading[0].request_reload()
+    else:
+        log.info("SIGHUP: standing by; the config is read afresh when this node takes over")
 
 
 def _fresh(config: Config, config_path: Path) -> Config:

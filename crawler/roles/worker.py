@@ -17,6 +17,7 @@ could not finish pending, to be claimed by another worker.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 import time
@@ -67,6 +68,12 @@ class Worker:
             try:
                 taken = await asyncio.to_thread(self.queue.take, TAKE_BLOCK_MS, free)
             except RedisError as error:
+                if "NOGROUP" in str(error):
+                    # Redis came back without its data (no persistence): make the stream and group again.
+                    log.warning("queue: the work queue was lost (Redis restarted empty?); recreating it")
+                    with contextlib.suppress(RedisError):
+                        await asyncio.to_thread(self.queue.ensure_group)
+                    continue
                 log.error("queue unreachable: %s; trying again in %g s", error, RETRY_SECONDS)
                 await sleep_unless(stop, RETRY_SECONDS)
                 continue
@@ -207,6 +214,7 @@ async def work(config: Config, config_path: Path) -> int:
                 await worker.drain(DRAIN_SECONDS)
             finally:
                 loop.remove_signal_handler(signal.SIGHUP)
+                signal.signal(signal.SIGHUP, signal.SIG_IGN)  # not the default (death) while closing
                 watch_stop.set()
                 await asyncio.wait([watcher], timeout=2.0)
             log.info("worker %s: %d poll(s) done", queue.consumer, worker.polled)
