@@ -39,7 +39,10 @@ same 2 cores, and each worker has its own extraction pool of pool_size() process
 already keeps both cores busy with trafilatura; more workers add processes competing for the same cores (and
 their own event loops, Redis and database round trips). On 2 cores the expected result is a speed-up near
 1.0, or below it; what the run does show on any machine is that K workers file every page exactly once and
-what each extra worker costs. Scaling needs workers on machines (or cores) of their own.
+what each extra worker costs. Scaling needs workers on machines (or cores) of their own. The polls each
+worker did are printed too: a worker takes as many waiting requests as it has free slots (worker_polls, 16),
+so when every source falls due at once the first worker to ask takes most of them, and the others share
+the rest; the spread is uneven by design of the take, not by chance.
 """
 
 from __future__ import annotations
