@@ -154,7 +154,10 @@ def test_a_leader_a_standby_and_two_workers_file_everything_once(cluster: Cluste
     urls = filed_urls(c.data)
     assert sorted(urls) == sorted(c.urls)  # each URL once on disk
     numbers = sorted(int(p.split("/")[-1].split("_")[0]) for p in complete)
-    assert numbers == list(range(1, len(c.urls) + 1))  # NNN from the database: no gap, no clash
+    # NNN from the database: never two the same. A worker killed between taking a number and writing its
+    # file leaves a gap; it has one writer thread, so one number at most.
+    assert len(set(numbers)) == len(numbers)
+    assert numbers[-1] <= len(c.urls) + 1
     # The wire story every feed lists: filed once (above), and the other sources' copies are duplicates.
     assert c.count("SELECT sum(duplicate) FROM polls") >= 1
     assert "took over a poll request a worker left unfinished" in c.log("w2")
@@ -220,6 +223,9 @@ def test_the_standby_takes_over_and_writes_the_next_digest_once(cluster: Cluster
     # A third node takes over from the second: it writes the digests that are missing, not this one.
     c.start("third", "scheduler")
     wait_for(lambda: "standing by" in c.log("third"), 60, "the third scheduler to stand by")
+    c.procs["third"].send_signal(signal.SIGHUP)  # a reload asked of a standby: noted, never fatal
+    wait_for(lambda: "SIGHUP: standing by" in c.log("third"), 10, "the standby to note the SIGHUP")
+    assert c.procs["third"].poll() is None
     c.procs["standby"].send_signal(signal.SIGTERM)
     assert c.procs["standby"].wait(timeout=30) == 0
     wait_for(lambda: _leading(c, "third"), 30, "the third scheduler to take over")
@@ -235,6 +241,15 @@ def test_every_node_stops_cleanly_on_sigterm(cluster: Cluster) -> None:
     running = {name: proc for name, proc in c.procs.items() if proc.poll() is None}
     if len(running) < 3:
         pytest.skip("needs the cluster of the tests before")
+    # Redis restarted without its data: the workers make the queue again and go on.
+    import redis
+
+    client = redis.Redis.from_url(c.redis_url)
+    try:
+        client.flushdb()
+    finally:
+        client.close()
+    wait_for(lambda: "recreating it" in c.log("w2") + c.log("w3"), 30, "a worker to recreate the queue")
     for proc in running.values():
         proc.send_signal(signal.SIGTERM)
     codes = {name: proc.wait(timeout=30) for name, proc in running.items()}

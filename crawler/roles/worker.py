@@ -68,7 +68,7 @@ class Worker:
             try:
                 taken = await asyncio.to_thread(self.queue.take, TAKE_BLOCK_MS, free)
             except RedisError as error:
-                if "NOGROUP" in str(error):
+                if "NOGROUP" in str(error) or "no longer exists" in str(error):
                     # Redis came back without its data (no persistence): make the stream and group again.
                     log.warning("queue: the work queue was lost (Redis restarted empty?); recreating it")
                     with contextlib.suppress(RedisError):
