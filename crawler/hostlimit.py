@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 DEFAULT_PREFIX = "crawler:host:"
 DEFAULT_LEASE = 60.0  # seconds a lease outlives its last renewal; renewed every third of that
 FULL_RETRY = (0.01, 0.05)  # seconds to sleep, at random in this range, when every slot of a host is taken
+MAX_CONNECTIONS = 32  # to Redis per limiter; more waiters than this queue for a connection (one script each)
 MAX_SLEEP = 1.0  # never sleep longer at once, so a waiter notices a shortened delay setting soon enough
 
 # KEYS: leases, next start, pause. ARGV: token, per_host, delay (ms), lease (ms).
@@ -106,7 +107,12 @@ class HostLimiter:
         self.delay = delay
         self.prefix = prefix
         self.lease_ms = max(1, int(lease * 1000))
-        self._redis = aioredis.Redis.from_url(url, decode_responses=True)
+        # A blocking pool: a worker with many downloads waiting on hosts runs more acquire loops at once than
+        # a pool has connections, and the default pool raises "Too many connections" instead of waiting.
+        pool = aioredis.BlockingConnectionPool.from_url(
+            url, decode_responses=True, max_connections=MAX_CONNECTIONS, timeout=None
+        )
+        self._redis = aioredis.Redis(connection_pool=pool)
         self._acquire = self._redis.register_script(_ACQUIRE)
         self._renew = self._redis.register_script(_RENEW)
         self._pause = self._redis.register_script(_PAUSE)

@@ -176,3 +176,32 @@ def test_a_live_holder_keeps_its_slot_past_the_lease(redis_url: str, redis_prefi
 def test_per_host_must_be_positive(redis_url: str) -> None:
     with pytest.raises(ValueError, match="per_host"):
         HostLimiter(redis_url, per_host=0)
+
+
+def test_many_more_waiters_than_connections_all_get_their_turn(redis_url: str, redis_prefix: str) -> None:
+    """A worker with hundreds of downloads waiting on one host: they queue for a connection, none fails."""
+    from crawler.hostlimit import MAX_CONNECTIONS
+
+    async def scenario() -> tuple[int, int]:
+        limiter = HostLimiter(redis_url, per_host=2, delay=0, prefix=redis_prefix)
+        busy = 0
+        most = 0
+
+        async def one() -> None:
+            nonlocal busy, most
+            async with limiter.slot("busy.example.org"):
+                busy += 1
+                most = max(most, busy)
+                await asyncio.sleep(0.001)
+                busy -= 1
+
+        try:
+            waiters = MAX_CONNECTIONS * 5
+            await asyncio.wait_for(asyncio.gather(*(one() for _ in range(waiters))), timeout=60)
+            return waiters, most
+        finally:
+            await limiter.close()
+
+    waiters, most = asyncio.run(scenario())
+    assert waiters > 100  # more than redis-py's default pool would have allowed
+    assert most == 2
