@@ -43,9 +43,16 @@ bench: $(VENV)/.installed-test
 	$(BIN)/python bench/topic_quality.py
 	$(BIN)/python bench/neardup_scale.py 10000 100000
 	$(BIN)/python bench/pipeline_bench.py
+	# The scale-out bench runs a throwaway PostgreSQL and Redis (it says so and skips where they cannot run).
+	sh tests/install_postgres.sh
+	sh tests/install_redis.sh
+	$(BIN)/python bench/scale_bench.py
 
 bench-quick: $(VENV)/.installed-test
 	$(BIN)/python bench/pipeline_bench.py --quick
+	sh tests/install_postgres.sh
+	sh tests/install_redis.sh
+	$(BIN)/python bench/scale_bench.py --quick
 
 run: $(VENV)/.installed
 	$(BIN)/crawler run --config config

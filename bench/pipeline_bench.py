@@ -269,7 +269,10 @@ def main(argv: list[str]) -> int:
     results["load_average"] = {"start": load_start, "end": os.getloadavg()}
     results["machine"] = machine()
     results["run_s"] = time.time() - started
-    args.out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    # Other benchmarks keep their figures in the same file (scale_bench.py: "scale_out"): keep theirs.
+    kept = json.loads(args.out.read_text("utf-8")) if args.out.exists() else {}
+    kept.update(results)
+    args.out.write_text(json.dumps(kept, indent=2) + "\n", encoding="utf-8")
     print_table(console, results)
     console.print(f"written to {args.out}")
     return 0
