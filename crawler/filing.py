@@ -218,14 +218,17 @@ def record_duplicate(res: Resources, item_id: int, source: str, url: str, keys: 
     if path is None:
         return
     side_path = (res.data_dir / path).with_suffix(".json")
-    sidecar = json.loads(side_path.read_text("utf-8"))
-    reported = sidecar.setdefault("also_reported_by", [])
-    if sidecar["url"] == url or any(r["url"] == url for r in reported):
-        return  # the same copy seen again
-    entry = {"source": source, "url": url, "fetched_at": utcnow()}
-    reported.append(entry)
-    write_text_atomic(side_path, json.dumps(sidecar, ensure_ascii=False, indent=2) + "\n")
-    store.add_report(item_id, **entry)
+    # Two workers sharing the archive may record copies of one item at once: without the lock, the second
+    # write of the sidecar would drop the first one's entry.
+    with store.item_lock(item_id):
+        sidecar = json.loads(side_path.read_text("utf-8"))
+        reported = sidecar.setdefault("also_reported_by", [])
+        if sidecar["url"] == url or any(r["url"] == url for r in reported):
+            return  # the same copy seen again
+        entry = {"source": source, "url": url, "fetched_at": utcnow()}
+        reported.append(entry)
+        write_text_atomic(side_path, json.dumps(sidecar, ensure_ascii=False, indent=2) + "\n")
+        store.add_report(item_id, **entry)
     log.info("%s: %s is a copy of %s", source, url, path)
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -43,6 +44,7 @@ from sqlalchemy import (
     null,
     or_,
     select,
+    text,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
@@ -201,6 +203,10 @@ _ITEM_PATH = select(items.c.path).where(items.c.id == bindparam("id"))
 _INSERT_ITEM = insert(items)
 _INSERT_BANDS = insert(simbands)
 _SQLITE_FTS = "INSERT INTO items_fts(rowid, title, body) VALUES (?, ?, ?)"
+# Advisory locks of items (PostgreSQL): the two-integer form, with this first key ("item" in ASCII), so they
+# cannot collide with the scheduler's one-bigint leader lock.
+ITEM_LOCK_SPACE = 0x6974656D
+_ITEM_LOCK = text("SELECT pg_advisory_xact_lock(:space, :id)")
 
 
 class _Upserts:
@@ -477,6 +483,20 @@ class Store:
         params["since"] = since_day
         with self.engine.connect() as conn:
             return [(r[0], r[1], r[2]) for r in conn.execute(_NEAR, params)]
+
+    @contextmanager
+    def item_lock(self, item_id: int) -> Iterator[None]:
+        """Hold the item for a read-modify-write of its sidecar, against other processes sharing the index.
+
+        PostgreSQL: a transaction-scoped advisory lock on the item, released when the block ends (or its
+        process dies). SQLite: nothing to do; one process writes (the data folder's lock), on one thread.
+        """
+        if self.dialect != "postgresql":
+            yield
+            return
+        with self.engine.connect() as conn, conn.begin():
+            conn.execute(_ITEM_LOCK, {"space": ITEM_LOCK_SPACE, "id": item_id})
+            yield
 
     def item_path(self, item_id: int) -> str | None:
         with self.engine.connect() as conn:

@@ -261,3 +261,58 @@ def test_an_entry_another_process_was_filing_is_looked_at_again_if_that_process_
     second = crawler_cmd("poll", "--config", str(cfg))
     assert "news: 1 new, 0 duplicate, 0 failed, 2 already known" in second.stdout, second.stdout
     assert _count(pg_url, "items") == 3
+
+
+REPORTER = """
+import sys, time
+from pathlib import Path
+from crawler.config import load_config
+from crawler.filing import record_duplicate
+from crawler.resources import Resources, open_store
+from crawler.topics import compile_topics
+
+cfg, name, go, item, n = sys.argv[1], sys.argv[2], Path(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+config = load_config(cfg)
+store = open_store(config)
+res = Resources(config, store, None, None, None, compile_topics(config.topics))
+deadline = time.monotonic() + 20
+while not go.exists() and time.monotonic() < deadline:
+    time.sleep(0.005)
+for i in range(n):
+    url = f"https://{name}.example.org/copy/{i}.html"
+    record_duplicate(res, item, name, url, [f"u:{url}"])
+store.close()
+"""
+
+
+def test_copies_recorded_by_several_processes_at_once_are_all_on_the_sidecar(
+    site: Site, tmp_path: Path, pg_url: str
+) -> None:
+    _publish(site)
+    cfg = write_config(
+        tmp_path / "config", [{"name": "news", "url": site.url("/feed.xml")}], {"database": pg_url}
+    )
+    assert crawler_cmd("migrate", "--config", str(cfg)).returncode == 0
+    assert crawler_cmd("poll", "--config", str(cfg)).returncode == 0
+    engine = create_engine(pg_url)
+    with engine.connect() as conn:
+        item, path = conn.execute(text("SELECT id, path FROM items ORDER BY id LIMIT 1")).one()
+    engine.dispose()
+    go, n, names = tmp_path / "go", 40, ["a", "b", "c"]
+    reporters = [
+        subprocess.Popen(
+            [sys.executable, "-c", REPORTER, str(cfg), name, str(go), str(item), str(n)],
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=ROOT,
+        )
+        for name in names
+    ]
+    time.sleep(1.5)  # all started and waiting
+    go.touch()
+    for reporter in reporters:
+        _out, err = reporter.communicate(timeout=90)
+        assert reporter.returncode == 0, err
+    sidecar = json.loads((cfg / "data" / path).with_suffix(".json").read_text("utf-8"))
+    assert len(sidecar["also_reported_by"]) == len(names) * n  # none lost to a concurrent rewrite
+    assert _count(pg_url, "reports") == len(names) * n
