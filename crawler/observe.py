@@ -54,7 +54,7 @@ class HttpSettings(BaseModel):
     listen: str = Field(
         description='HOST:PORT to serve /healthz, /metrics and /sources on, such as "127.0.0.1:8787" '
         '(or "[::1]:8787"). There is no authentication: keep it on a loopback address unless a proxy '
-        "guards it.",
+        "guards it. Port 0 takes any free port, named in the log (several workers on one machine).",
         examples=["127.0.0.1:8787"],
         json_schema_extra={"pattern": r"^(\[[0-9A-Fa-f:.]+\]|[^\s:\[\]]+):\d{1,5}$"},  # _LISTEN, for editors
     )
@@ -66,8 +66,8 @@ class HttpSettings(BaseModel):
         if not match:
             raise ValueError(f'expected HOST:PORT such as "127.0.0.1:8787", got {value!r}')
         port = int(match["port"])
-        if not 1 <= port <= 65535:
-            raise ValueError(f"the port must be between 1 and 65535, got {port}")
+        if not 0 <= port <= 65535:
+            raise ValueError(f"the port must be between 0 and 65535 (0: any free port), got {port}")
         return value.strip()
 
     @property
@@ -193,6 +193,14 @@ class RunningService(Protocol):
     def on_poll(self) -> list[Callable[[PollReport], None]]: ...
 
 
+class Probe(Protocol):
+    """What the endpoint asks of the process it serves (the embedded service, or a queue worker)."""
+
+    def health(self) -> Health: ...
+
+    def sources(self) -> dict[str, Any]: ...
+
+
 class ServiceProbe:
     """Health and source status of a running service, as the endpoint serves them."""
 
@@ -280,7 +288,7 @@ class HttpError(Exception):
 class HttpHandle:
     """A running endpoint: `url`, `port`; `await close()` stops it and drops open connections."""
 
-    def __init__(self, server: asyncio.Server, probe: ServiceProbe, metrics: Metrics, listen: str):
+    def __init__(self, server: asyncio.Server, probe: Probe, metrics: Metrics, listen: str):
         self._server = server
         self.probe = probe
         self.metrics = metrics
@@ -353,7 +361,7 @@ class HttpHandle:
         return 404, "text/plain; charset=utf-8", b"not found: try /healthz, /metrics or /sources\n", {}
 
 
-async def start_http(settings: HttpSettings, probe: ServiceProbe, metrics: Metrics = METRICS) -> HttpHandle:
+async def start_http(settings: HttpSettings, probe: Probe, metrics: Metrics = METRICS) -> HttpHandle:
     """Start serving on `settings.listen` (port 0: any free port, for tests); raise HttpError if it cannot."""
     handle: HttpHandle | None = None
 

@@ -10,12 +10,14 @@ after it does not write that digest again.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -106,6 +108,7 @@ def cluster(
         "worker_polls": 8,
         "every": "15s",  # first polls spread over 15 s (min(interval, the 5 min catch-up window))
         "fetch": {"delay": 0, "per_host": PER_HOST, "timeout": 20, "allow_private_networks": True},
+        "http": {"listen": "127.0.0.1:0"},  # each worker on a free port of its own, named in its log
     }
     cfg = write_config(root / "config", sources, settings)
     migrated = crawler_cmd("migrate", "--config", str(cfg))
@@ -164,6 +167,16 @@ def test_a_leader_a_standby_and_two_workers_file_everything_once(cluster: Cluste
     assert c.site.max_active <= PER_HOST  # the per-host limit held across both workers
     assert c.site.max_active >= 2  # and the test did overlap requests
     check_archive(c.data)
+
+    # The worker's monitoring endpoint: health from its contact with the queue, and the metrics of its polls.
+    found = re.search(r"http: serving /healthz, /metrics and /sources on (http://\S+)", c.log("w2"))
+    assert found, c.log("w2")[-2000:]
+    with urllib.request.urlopen(found.group(1) + "/healthz", timeout=10) as answer:
+        health = json.loads(answer.read())
+    assert health["status"] == "ok" and health["role"] == "worker" and health["polls_done"] >= 1
+    with urllib.request.urlopen(found.group(1) + "/metrics", timeout=10) as answer:
+        metrics = answer.read().decode()
+    assert re.search(r'^crawler_items_filed_total\{source="s\d+"\} [1-9]', metrics, re.M)
 
 
 def test_a_retry_after_pauses_the_host_for_every_worker(cluster: Cluster) -> None:
@@ -249,13 +262,17 @@ def test_every_node_stops_cleanly_on_sigterm(cluster: Cluster) -> None:
         client.flushdb()
     finally:
         client.close()
-    wait_for(lambda: "recreating it" in c.log("w2") + c.log("w3"), 30, "a worker to recreate the queue")
+    recreated = lambda: "recreating it" in c.log("w2") + c.log("w3")  # noqa: E731
+    try:
+        wait_for(recreated, 30, "a worker to recreate the queue")
+    except AssertionError:
+        raise AssertionError(c.log("w2")[-3000:] + c.log("w3")[-3000:]) from None
     for proc in running.values():
         proc.send_signal(signal.SIGTERM)
     codes = {name: proc.wait(timeout=30) for name, proc in running.items()}
     assert codes == {name: 0 for name in running}
     text = c.all_logs()
     assert "Traceback" not in text
-    assert " ERROR " not in text
+    assert " ERROR " not in text, [line for line in text.splitlines() if " ERROR " in line]
     for name in running:
         assert "stopped" in c.log(name).splitlines()[-1]

@@ -21,6 +21,8 @@ import contextlib
 import logging
 import signal
 import time
+from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +31,8 @@ from redis.exceptions import RedisError
 from crawler import runtime
 from crawler.config import Config, ConfigError, load_config
 from crawler.hostlimit import HostLimiter
+from crawler.metrics import METRICS
+from crawler.observe import Health, HttpError, HttpHandle, start_http
 from crawler.pipeline import PollReport, poll_source
 from crawler.reload import diff_configs, effective_config, watch_config
 from crawler.resources import Resources, ShuttingDown, open_resources, recover
@@ -39,9 +43,14 @@ from crawler.workqueue import PollQueue, Request
 log = logging.getLogger(__name__)
 
 DRAIN_SECONDS = 4.0  # as the embedded service: polls in flight get this long after SIGTERM
+# Requests taken per round trip: a few, so that when many fall due at once the workers share them out rather
+# than the first to ask taking all its free slots' worth while the others wait.
+TAKE_AT_ONCE = 2
 TAKE_BLOCK_MS = 1000  # how long one take waits for a request; also how soon a stop is noticed
 FULL_WAIT = 0.05  # seconds between looks at the polls in flight when all `worker_polls` slots are busy
 RETRY_SECONDS = 5.0  # after the queue could not be reached
+# /healthz says unhealthy when the worker has not heard from the queue for this long (Redis unreachable).
+QUEUE_SILENCE = 30.0
 
 
 class Worker:
@@ -51,6 +60,7 @@ class Worker:
         self.config_path = config_path
         self.in_flight: set[asyncio.Task[Any]] = set()
         self.polled = 0
+        self.last_contact = time.time()  # the last successful take (for /healthz)
         claim_after = res.config.settings.queue_claim_after.total_seconds()
         self.touch_every = max(claim_after / 3, 0.05)
         self.sweep_every = max(claim_after, 1.0)
@@ -66,7 +76,8 @@ class Worker:
                 await sleep_unless(stop, FULL_WAIT)
                 continue
             try:
-                taken = await asyncio.to_thread(self.queue.take, TAKE_BLOCK_MS, free)
+                taken = await asyncio.to_thread(self.queue.take, TAKE_BLOCK_MS, min(free, TAKE_AT_ONCE))
+                self.last_contact = time.time()
             except RedisError as error:
                 if "NOGROUP" in str(error) or "no longer exists" in str(error):
                     # Redis came back without its data (no persistence): make the stream and group again.
@@ -116,10 +127,14 @@ class Worker:
         finally:
             keeper.cancel()
         self.polled += 1
+        METRICS.poll_done(report)
         when = "" if report.disabled or report.next_poll is None else report.next_poll.isoformat()
         try:
             await asyncio.to_thread(self.queue.done, request, when, report.disabled or "")
         except RedisError as error:
+            if "NOGROUP" in str(error):  # the queue was lost with Redis's data: nothing left to acknowledge
+                log.warning("%s: poll done; the queue it came from is gone (Redis restarted empty?)", name)
+                return
             # The poll's work is filed; the request will be claimed and polled again, which files nothing.
             log.error("%s: could not acknowledge its poll request: %s", name, error)
 
@@ -183,6 +198,48 @@ class Worker:
             await asyncio.wait(pending, timeout=2.0)
 
 
+class WorkerProbe:
+    """The worker as the monitoring endpoint (`http:` in crawler.yaml) serves it."""
+
+    def __init__(self, worker: Worker, clock: Callable[[], float] = time.time):
+        self.worker = worker
+        self.clock = clock
+
+    def health(self) -> Health:
+        w = self.worker
+        silent = self.clock() - w.last_contact
+        details = {
+            "role": "worker",
+            "consumer": w.queue.consumer,
+            "polls_in_flight": len(w.in_flight),
+            "polls_done": w.polled,
+            "queue_silent_s": round(silent, 1),
+        }
+        if silent > QUEUE_SILENCE:
+            return Health(False, f"no answer from the queue for {silent:.0f} s", details)
+        return Health(True, "taking poll requests", details)
+
+    def sources(self) -> dict[str, Any]:
+        from crawler.status import source_rows
+
+        now = datetime.now(UTC)
+        rows = source_rows(self.worker.res.config, self.worker.res.store, now)
+        return {"time": now.isoformat(timespec="seconds"), "sources": rows}
+
+
+async def _endpoint(worker: Worker) -> HttpHandle | None:
+    """The monitoring endpoint when crawler.yaml has `http:`; several workers on one machine need port 0
+    (any free port, logged) or their own config, and one that cannot listen carries on without it."""
+    settings = worker.res.config.settings.http
+    if settings is None:
+        return None
+    try:
+        return await start_http(settings, WorkerProbe(worker))
+    except HttpError as exc:
+        log.error("%s: this worker runs without the endpoint", exc)
+        return None
+
+
 async def work(config: Config, config_path: Path) -> int:
     """Run a worker until SIGTERM or SIGINT."""
     loop = asyncio.get_running_loop()
@@ -207,6 +264,8 @@ async def work(config: Config, config_path: Path) -> int:
             log.info(
                 "worker %s started: polls from %s, data in %s", queue.consumer, queue.stream, res.data_dir
             )
+            endpoint = await _endpoint(worker)
+            METRICS.queue_length_from(lambda: float(res.fetcher.fetcher.waiting))
             try:
                 await worker.run(stop)
                 began_stop = time.monotonic()
@@ -217,6 +276,9 @@ async def work(config: Config, config_path: Path) -> int:
                 signal.signal(signal.SIGHUP, signal.SIG_IGN)  # not the default (death) while closing
                 watch_stop.set()
                 await asyncio.wait([watcher], timeout=2.0)
+                if endpoint is not None:
+                    await endpoint.close()
+                METRICS.queue_length_from(None)
             log.info("worker %s: %d poll(s) done", queue.consumer, worker.polled)
     finally:
         await limiter.close()
