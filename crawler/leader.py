@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
+import time
 
 from sqlalchemy import Connection, create_engine, text
 from sqlalchemy.engine import make_url
@@ -46,6 +47,7 @@ class LeaderLock:
         # NullPool: the one connection is ours alone; closing it ends the session, which frees the lock.
         self._engine = create_engine(url, poolclass=NullPool)
         self._conn: Connection | None = None
+        self.last_answer = time.time()  # when the database last answered (for health checks)
 
     @property
     def held(self) -> bool:
@@ -64,6 +66,7 @@ class LeaderLock:
             # Autocommit: the lock is the session's; no transaction stays open (and idle) while we lead.
             conn = conn.execution_options(isolation_level="AUTOCOMMIT")
             got = bool(conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": self.key}).scalar())
+            self.last_answer = time.time()
         except DBAPIError as error:
             log.warning("leader election: %s", _first_line(error))
             conn.close()
@@ -92,6 +95,7 @@ class LeaderLock:
             log.warning("leader election: lost the database session: %s", _first_line(error))
             self._drop()
             return False
+        self.last_answer = time.time()
         if not mine:
             self._drop()
             return False

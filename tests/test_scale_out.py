@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -169,14 +170,27 @@ def test_a_leader_a_standby_and_two_workers_file_everything_once(cluster: Cluste
     check_archive(c.data)
 
     # The worker's monitoring endpoint: health from its contact with the queue, and the metrics of its polls.
-    found = re.search(r"http: serving /healthz, /metrics and /sources on (http://\S+)", c.log("w2"))
-    assert found, c.log("w2")[-2000:]
+    health, metrics = _endpoint(c, "w2")
+    assert health["status"] == "ok" and health["role"] == "worker" and health["polls_done"] >= 1
+    assert re.search(r'^crawler_items_filed_total\{source="s\d+"\} [1-9]', metrics, re.M)
+    # The schedulers' endpoints: who leads, and the queue's depth (empty now: everything polled).
+    health, metrics = _endpoint(c, "leader")
+    assert health["status"] == "ok" and health["leading"] is True and health["sources_scheduled"] == SOURCES
+    assert re.search(r"^crawler_scheduler_leading 1\.0$", metrics, re.M)
+    assert re.search(r'^crawler_poll_requests\{state="waiting"\} \d', metrics, re.M)
+    health, metrics = _endpoint(c, "standby")
+    assert (health["status"], health["reason"], health["leading"]) == ("ok", "standing by", False)
+    assert re.search(r"^crawler_scheduler_leading 0\.0$", metrics, re.M)
+
+
+def _endpoint(c: Cluster, name: str) -> tuple[dict[str, Any], str]:
+    """/healthz (as JSON) and /metrics of a node's endpoint, found from the port its log names."""
+    found = re.search(r"http: serving /healthz, /metrics and /sources on (http://\S+)", c.log(name))
+    assert found, c.log(name)[-2000:]
     with urllib.request.urlopen(found.group(1) + "/healthz", timeout=10) as answer:
         health = json.loads(answer.read())
-    assert health["status"] == "ok" and health["role"] == "worker" and health["polls_done"] >= 1
     with urllib.request.urlopen(found.group(1) + "/metrics", timeout=10) as answer:
-        metrics = answer.read().decode()
-    assert re.search(r'^crawler_items_filed_total\{source="s\d+"\} [1-9]', metrics, re.M)
+        return health, answer.read().decode()
 
 
 def test_a_retry_after_pauses_the_host_for_every_worker(cluster: Cluster) -> None:

@@ -16,8 +16,10 @@ what makes any node able to lead.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -28,9 +30,11 @@ from crawler import runtime
 from crawler.config import Config, ConfigError, load_config
 from crawler.digest import DigestTemplateError, missed_days, write_digest_once, yesterday
 from crawler.leader import DEFAULT_RETRY, LeaderLock
+from crawler.observe import HttpError, HttpHandle, start_http
 from crawler.reload import watch_config
 from crawler.resources import open_store
 from crawler.roles import sleep_unless
+from crawler.roles.status import NodeStatus, SchedulerProbe, node_metrics
 from crawler.schedule import poll_job_id, reschedule
 from crawler.service import Scheduling
 from crawler.store import Store
@@ -136,6 +140,36 @@ class Dispatcher(Scheduling):
         return True
 
 
+@dataclass
+class _Node:
+    """What a scheduler node keeps across leading and standing by."""
+
+    owner: str
+    queue: PollQueue
+    leader: LeaderLock
+    status: NodeStatus
+    leading: list[Dispatcher] = field(default_factory=list)  # the dispatcher while this node leads
+
+    async def observe(self) -> None:
+        """Refresh the status the endpoint serves (the queue's depth, the database's last answer)."""
+        status = self.status
+        status.database_answered = self.leader.last_answer
+        status.leading = bool(self.leading)
+        if self.leading:
+            dispatcher = self.leading[0]
+            status.config = dispatcher.config
+            jobs = [j for j in dispatcher.scheduler.get_jobs() if j.id.startswith(poll_job_id(""))]
+            status.scheduled = len(jobs)
+            times = [j.next_run_time.timestamp() for j in jobs if j.next_run_time is not None]
+            status.next_due = min(times) if times else None
+        with contextlib.suppress(RedisError):
+            status.waiting, status.pending = await asyncio.to_thread(_depth, self.queue)
+
+
+def _depth(queue: PollQueue) -> tuple[int, int]:
+    return queue.waiting(), queue.pending()
+
+
 async def schedule(config: Config, config_path: Path) -> int:
     """Run a scheduler node (leader or standby) until SIGTERM or SIGINT."""
     assert config.settings.queue is not None and config.settings.database is not None
@@ -149,24 +183,30 @@ async def schedule(config: Config, config_path: Path) -> int:
     queue = PollQueue(config.settings.queue, claim_idle=config.settings.queue_claim_after.total_seconds())
     leader = LeaderLock(config.settings.database)
     store = open_store(config)
-    leading: list[Dispatcher] = []  # the dispatcher while this node leads
+    node = _Node(owner, queue, leader, NodeStatus(owner, config, store))
     # One SIGHUP handler for the node's whole life (removing it would restore the default: death): while
     # leading it reloads the config; a standby reads the config afresh when it takes over anyway.
-    loop.add_signal_handler(signal.SIGHUP, lambda: _reload(leading))
+    loop.add_signal_handler(signal.SIGHUP, lambda: _reload(node.leading))
+    endpoint = await _endpoint(config, node.status)
     try:
         await asyncio.to_thread(queue.ensure_group)
         log.info("scheduler %s: standing by (another node leads, or none yet)", owner)
         while not stop.is_set():
-            if not await asyncio.to_thread(leader.try_acquire):
+            got = await asyncio.to_thread(leader.try_acquire)
+            await node.observe()
+            if not got:
                 await sleep_unless(stop, DEFAULT_RETRY)
                 continue
             config = await asyncio.to_thread(_fresh, config, config_path)
             log.info("scheduler %s: leading", owner)
-            await _lead(config, config_path, store, queue, leader, owner, stop, leading)
+            await _lead(config, config_path, store, node, stop)
             await asyncio.to_thread(leader.release)
+            await node.observe()
             if not stop.is_set():
                 log.info("scheduler %s: standing by", owner)
     finally:
+        if endpoint is not None:
+            await endpoint.close()
         await asyncio.to_thread(leader.close)
         queue.close()
         store.close()
@@ -176,18 +216,21 @@ async def schedule(config: Config, config_path: Path) -> int:
     return 0
 
 
-async def _lead(
-    config: Config,
-    config_path: Path,
-    store: Store,
-    queue: PollQueue,
-    leader: LeaderLock,
-    owner: str,
-    stop: asyncio.Event,
-    leading: list[Dispatcher],
-) -> None:
+async def _endpoint(config: Config, status: NodeStatus) -> HttpHandle | None:
+    """The monitoring endpoint when crawler.yaml has `http:`; a node that cannot listen runs without it."""
+    if config.settings.http is None:
+        return None
+    try:
+        return await start_http(config.settings.http, SchedulerProbe(status), node_metrics(status))
+    except HttpError as exc:
+        log.error("%s: this scheduler runs without the endpoint", exc)
+        return None
+
+
+async def _lead(config: Config, config_path: Path, store: Store, node: _Node, stop: asyncio.Event) -> None:
     """Lead until stop, or until the lock cannot be confirmed."""
     loop = asyncio.get_running_loop()
+    queue, owner = node.queue, node.owner
     scheduler = AsyncIOScheduler(event_loop=loop, timezone=config.tz)  # in memory: rebuilt at each takeover
     scheduler.start(paused=True)
     dispatcher = Dispatcher(config, store, queue, scheduler, config_path, owner)
@@ -196,7 +239,7 @@ async def _lead(
     after = await asyncio.to_thread(queue.last_outcome)
     follower = loop.create_task(dispatcher.follow(after, done_leading))
     watcher = loop.create_task(watch_config(config.config_dir, dispatcher.reload, done_leading))
-    leading.append(dispatcher)
+    node.leading.append(dispatcher)
     try:
         await dispatcher.write_missed_digests()
         dispatcher.install_schedule()
@@ -204,14 +247,15 @@ async def _lead(
         enabled = sum(1 for s in config.sources if s.enabled)
         log.info("scheduler %s: %d source(s) scheduled", owner, enabled)
         while not stop.is_set():
+            await node.observe()
             await sleep_unless(stop, DEFAULT_RETRY)
-            if not stop.is_set() and not await asyncio.to_thread(leader.check):
+            if not stop.is_set() and not await asyncio.to_thread(node.leader.check):
                 log.error("scheduler %s: lost the leader lock (database session ended); standing down", owner)
                 break
     finally:
         dispatcher.stopping = True
         done_leading.set()
-        leading.clear()
+        node.leading.clear()
         scheduler.shutdown(wait=False)
         await asyncio.wait([follower, watcher], timeout=OUTCOME_BLOCK_MS / 1000 + 2)
         log.info("scheduler %s: %d poll request(s) queued while leading", owner, dispatcher.put)
