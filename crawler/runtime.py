@@ -35,6 +35,18 @@ def catch_stop_signals() -> None:
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
 
 
+def stop_event() -> asyncio.Event:
+    """An event set by SIGTERM or SIGINT from now on (handlers on the running loop), or already set when one
+    came while the program was starting."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    if stop_requested.is_set():
+        stop.set()
+    return stop
+
+
 def run(main: Callable[[], Awaitable[T]]) -> T:
     """Install the asyncio reactor, run ``main()`` to completion on it, stop, and return its result."""
     from scrapy.utils.reactor import install_reactor

@@ -310,11 +310,7 @@ async def serve(config: Config, extras: Sequence[Extra] = (), config_path: Path 
     global _current
     began_stop = 0.0
     loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    if runtime.stop_requested.is_set():  # a signal that came while the program was starting
-        stop.set()
+    stop = runtime.stop_event()
     async with open_resources(config) as res:
         # Started paused: the store is read, and nothing runs before the jobs are installed again.
         scheduler = start_scheduler(loop, config)

@@ -12,6 +12,13 @@ import asyncio
 import contextlib
 
 from crawler.config import Config
+from crawler.workqueue import PollQueue
+
+
+def poll_queue(config: Config) -> PollQueue:
+    """The work queue of crawler.yaml `queue:`, with its claim timeout, as both roles use it."""
+    assert config.settings.queue is not None  # checked by role_problem before a role starts
+    return PollQueue(config.settings.queue, claim_idle=config.settings.queue_claim_after.total_seconds())
 
 
 async def sleep_unless(stop: asyncio.Event, seconds: float) -> None:

@@ -33,7 +33,7 @@ from crawler.leader import DEFAULT_RETRY, LeaderLock
 from crawler.observe import HttpError, HttpHandle, start_http
 from crawler.reload import watch_config
 from crawler.resources import open_store
-from crawler.roles import sleep_unless
+from crawler.roles import poll_queue, sleep_unless
 from crawler.roles.status import NodeStatus, SchedulerProbe, node_metrics
 from crawler.schedule import poll_job_id, reschedule
 from crawler.service import Scheduling
@@ -174,13 +174,9 @@ async def schedule(config: Config, config_path: Path) -> int:
     """Run a scheduler node (leader or standby) until SIGTERM or SIGINT."""
     assert config.settings.queue is not None and config.settings.database is not None
     loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    if runtime.stop_requested.is_set():
-        stop.set()
+    stop = runtime.stop_event()
     owner = default_consumer()
-    queue = PollQueue(config.settings.queue, claim_idle=config.settings.queue_claim_after.total_seconds())
+    queue = poll_queue(config)
     leader = LeaderLock(config.settings.database)
     store = open_store(config)
     node = _Node(owner, queue, leader, NodeStatus(owner, config, store))

@@ -36,7 +36,7 @@ from crawler.observe import Health, HttpError, HttpHandle, start_http
 from crawler.pipeline import PollReport, poll_source
 from crawler.reload import diff_configs, effective_config, watch_config
 from crawler.resources import Resources, ShuttingDown, open_resources, recover
-from crawler.roles import sleep_unless
+from crawler.roles import poll_queue, sleep_unless
 from crawler.topics import compile_topics
 from crawler.workqueue import PollQueue, Request
 
@@ -243,15 +243,11 @@ async def _endpoint(worker: Worker) -> HttpHandle | None:
 async def work(config: Config, config_path: Path) -> int:
     """Run a worker until SIGTERM or SIGINT."""
     loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    if runtime.stop_requested.is_set():
-        stop.set()
+    stop = runtime.stop_event()
     settings = config.settings
     url = settings.queue
     assert url is not None  # checked by role_problem
-    queue = PollQueue(url, claim_idle=settings.queue_claim_after.total_seconds())
+    queue = poll_queue(config)
     limiter = HostLimiter(url, per_host=settings.fetch.per_host, delay=settings.fetch.delay)
     began_stop = 0.0
     try:
