@@ -70,6 +70,7 @@ class PollReport:
 
 
 Outcome = tuple[Literal["new", "duplicate", "known", "pending", "old", "failed"], str]
+Seen = tuple[str, int | None, str | None]  # what the index records for a key: status, item id, version
 # The decoded page is checked for block, consent and captcha markers near its start (characters).
 QUALITY_PREFIX = 200_000
 
@@ -103,12 +104,18 @@ async def poll_source(res: Resources, source: Source) -> PollReport:
 
 
 async def _file_entries(res: Resources, source: Source, entries: list[FeedItem], report: PollReport) -> None:
-    todo = _to_fetch(res, source, entries, report)
+    idents = dedup.identity_keys(source.name, entries)
+    # What the index knows of every entry, by identity and by URL: one query, off the event loop (on a
+    # shared PostgreSQL index a query per entry would be a network round trip each, stalling the downloads).
+    lookup = [*idents, *(dedup.url_key(entry.url) for entry in entries)]
+    known = await asyncio.to_thread(res.store.seen_many, lookup)
+    todo = _to_fetch(res, entries, idents, known, report)
     gate = asyncio.Semaphore(ITEMS_IN_FLIGHT)
 
     async def one(entry: FeedItem, ident: str, revision_of: int | None) -> Outcome:
         async with gate:
-            return await _file_entry(res, source, entry, ident, revision_of)
+            url_seen = known.get(dedup.url_key(entry.url))
+            return await _file_entry(res, source, entry, ident, revision_of, url_seen)
 
     for kind, detail in await asyncio.gather(*(one(*job) for job in todo)):
         if kind == "new":
@@ -146,7 +153,11 @@ async def _file_entries(res: Resources, source: Source, entries: list[FeedItem],
 
 
 def _to_fetch(
-    res: Resources, source: Source, entries: list[FeedItem], report: PollReport
+    res: Resources,
+    entries: list[FeedItem],
+    idents: list[str],
+    known: dict[str, Seen],
+    report: PollReport,
 ) -> list[tuple[FeedItem, str, int | None]]:
     """Entries to fetch, in feed order: the new ones, and filed ones whose feed entry was updated.
 
@@ -154,11 +165,11 @@ def _to_fetch(
     """
     todo: list[tuple[FeedItem, str, int | None]] = []
     listed: set[str] = set()
-    for entry, ident in zip(entries, dedup.identity_keys(source.name, entries), strict=True):
+    for entry, ident in zip(entries, idents, strict=True):
         if ident in listed:
             continue  # listed twice in one feed
         listed.add(ident)
-        seen = res.store.seen(ident)
+        seen = known.get(ident)
         if seen is None:
             todo.append((entry, ident, None))
         elif seen[0] == "filed" and entry.version and seen[2] != entry.version and seen[2] is not None:
@@ -228,13 +239,19 @@ def _save_health(
 
 
 async def _file_entry(
-    res: Resources, source: Source, entry: FeedItem, ident: str, revision_of: int | None
+    res: Resources,
+    source: Source,
+    entry: FeedItem,
+    ident: str,
+    revision_of: int | None,
+    hit: Seen | None,
 ) -> Outcome:
+    """Fetch, extract and file one entry; `hit` is what the index knew of its URL when the poll began (a
+    copy filed since is caught by filing's own checks, after the download)."""
     # The identity key, and the URL: a GUID the feed repeats must not make its entries one item.
     keys = list(dict.fromkeys([ident, dedup.url_key(entry.url)]))
     if revision_of is None:
         # The same article under another GUID, or from another source: a duplicate, without fetching it.
-        hit = res.store.seen(dedup.url_key(entry.url))
         if hit is not None and hit[0] == "filed" and hit[1] is not None:
             await res.write(record_duplicate, res, hit[1], source.name, entry.url, keys)
             return "duplicate", entry.url

@@ -184,6 +184,10 @@ pg_fts = Table(
 # The statements run for every article, built once: building a SQLAlchemy expression costs more than running
 # the query on SQLite (the near-duplicate query is eight band clauses).
 _SEEN = select(keys.c.status, keys.c.item_id, keys.c.version).where(keys.c.key == bindparam("key"))
+_SEEN_MANY = select(keys.c.key, keys.c.status, keys.c.item_id, keys.c.version).where(
+    keys.c.key.in_(bindparam("keys", expanding=True))
+)
+SEEN_BATCH = 500  # keys per query: well under SQLite's limit on bound parameters
 _NEAR = (
     select(items.c.id, items.c.path, items.c.simhash)
     .join(simbands, simbands.c.item_id == items.c.id)
@@ -507,6 +511,17 @@ class Store:
         with self.engine.connect() as conn:
             row = conn.execute(_SEEN, {"key": key}).first()
         return (row[0], row[1], row[2]) if row else None
+
+    def seen_many(self, candidates: Iterable[str]) -> dict[str, tuple[str, int | None, str | None]]:
+        """seen() of many keys in one round trip (a poll's entries): key -> (status, item id, version)."""
+        wanted = list(dict.fromkeys(candidates))
+        found: dict[str, tuple[str, int | None, str | None]] = {}
+        with self.engine.connect() as conn:
+            for start in range(0, len(wanted), SEEN_BATCH):
+                batch = wanted[start : start + SEEN_BATCH]
+                for key, status, item_id, version in conn.execute(_SEEN_MANY, {"keys": batch}):
+                    found[key] = (status, item_id, version)
+        return found
 
     def set_version(self, key: str, version: str | None) -> None:
         with self.engine.begin() as conn:
