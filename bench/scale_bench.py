@@ -40,9 +40,9 @@ already keeps both cores busy with trafilatura; more workers add processes compe
 their own event loops, Redis and database round trips). On 2 cores the expected result is a speed-up near
 1.0, or below it; what the run does show on any machine is that K workers file every page exactly once and
 what each extra worker costs. Scaling needs workers on machines (or cores) of their own. The polls each
-worker did are printed too: a worker takes as many waiting requests as it has free slots (worker_polls, 16),
-so when every source falls due at once the first worker to ask takes most of them, and the others share
-the rest; the spread is uneven by design of the take, not by chance.
+worker did are printed too: a worker takes at most two waiting requests per round trip to Redis (up to its
+worker_polls free slots), so when every source falls due at once the workers share them out; the shares
+still differ with how fast each worker gets through its polls.
 """
 
 from __future__ import annotations
