@@ -119,6 +119,9 @@ def file_article(res: Resources, c: Candidate) -> Outcome:
         if previous and _body(res, previous) and _similar(_body(res, previous), c.article.body):
             store.set_version(c.keys[0], c.entry.version)
             return "known", f"{c.url}: updated, but the text barely changed"
+        # Two polls of one source may overlap (a slow worker's request taken over): one files the revision.
+        if not store.claim([revision_key(c.revision_of, sha)], c.source.name):
+            return "pending", c.url
     else:
         # The reads are the fast path (a copy of a filed item, the usual case); the claim below decides.
         existing = store.item_for_keys(c.keys) or store.item_with_content(sha) or _near(res, c, fp)
@@ -154,7 +157,10 @@ def file_article(res: Resources, c: Candidate) -> Outcome:
     filed = write_item(
         res.data_dir, day, dedup.url_digest(c.url), c.article.text, sidecar, _allocator(store, day)
     )
-    item_keys = c.keys if c.revision_of is not None else [*c.keys, content_key(sha)]
+    if c.revision_of is not None:
+        item_keys = [*c.keys, revision_key(c.revision_of, sha)]
+    else:
+        item_keys = [*c.keys, content_key(sha)]
     index_item(store, filed.relative, day, sidecar, c.article.body, item_keys, c.entry.version)
     log.info("%s: filed %s (%s)", c.source.name, filed.relative, c.article.title[:80])
     return "new", filed.relative
@@ -179,6 +185,11 @@ def index_item(
         reported_by=sidecar.get("also_reported_by") or [],
         version=version,
     )
+
+
+def revision_key(item_id: int, sha256: str) -> str:
+    """The key under which a revision of item_id with this text is claimed and filed."""
+    return f"revision:{item_id}:{sha256}"
 
 
 def content_key(sha256: str) -> str:

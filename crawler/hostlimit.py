@@ -110,7 +110,13 @@ class HostLimiter:
         # A blocking pool: a worker with many downloads waiting on hosts runs more acquire loops at once than
         # a pool has connections, and the default pool raises "Too many connections" instead of waiting.
         pool = aioredis.BlockingConnectionPool.from_url(
-            url, decode_responses=True, max_connections=MAX_CONNECTIONS, timeout=None
+            url,
+            decode_responses=True,
+            max_connections=MAX_CONNECTIONS,
+            timeout=None,  # waiting for a free connection is waiting for the host: no limit
+            socket_timeout=10.0,  # but a server that stopped answering fails the call
+            socket_connect_timeout=5.0,
+            socket_keepalive=True,
         )
         self._redis = aioredis.Redis(connection_pool=pool)
         self._acquire = self._redis.register_script(_ACQUIRE)
@@ -164,10 +170,13 @@ class HostLimiter:
             yield lease
         finally:
             keeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await keeper
-            # Shielded: a cancelled download must still give its slot back now, not after the lease expires.
-            await asyncio.shield(self.release(lease))
+            # asyncio.wait, not `await keeper`: a cancellation of this task itself must not be swallowed.
+            await asyncio.wait([keeper])
+            try:
+                # Shielded: a cancelled download must give its slot back now, not when the lease expires.
+                await asyncio.shield(self.release(lease))
+            except RedisError as error:  # the download is done; the lease expires by itself
+                log.warning("could not release the lease on %s: %s", lease.host, error)
 
     async def _keep(self, lease: Lease) -> None:
         while True:

@@ -5,9 +5,9 @@ digests) for as long as its session lives, the others stand by and try again eve
 belongs to the database session, so it is released by the server the moment the leader's connection ends:
 a leader that exits, crashes or is killed (its socket closes) hands over at the standby's next try. A
 leader cut off from the database by the network learns it only when its next check fails; meanwhile the
-server may have ended its session and a standby taken the lock, so for up to one check interval two nodes
-may both act. What they do is fenced elsewhere: the queue keeps one request per source, and a digest is
-claimed in the index before it is written (store.claim_digest).
+server may have ended its session and a standby taken the lock, so for a while (one check interval plus the
+connection's timeouts, about 20 s) two nodes may both act. What they do is fenced elsewhere: the queue keeps
+one request per source, and a digest is claimed in the index before it is written (store.claim_digest).
 
 Synchronous, on a dedicated connection that never returns to a pool (the lock must stay on one session); an
 asyncio caller runs the calls in a thread.
@@ -32,6 +32,15 @@ LOCK_NAME = "crawler:scheduler"
 # within one retry plus the time the server takes to notice its session ended (immediate when its process
 # died: the kernel closes the socket).
 DEFAULT_RETRY = 5.0
+CONNECT_ARGS = {
+    "connect_timeout": 5,
+    "keepalives": 1,
+    "keepalives_idle": 10,
+    "keepalives_interval": 5,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 15000,  # ms: unacknowledged data for this long ends the connection
+    "options": "-c tcp_keepalives_idle=10 -c tcp_keepalives_interval=5 -c tcp_keepalives_count=3",
+}
 
 
 def lock_key(name: str = LOCK_NAME) -> int:
@@ -45,7 +54,9 @@ class LeaderLock:
             raise ValueError("leader election needs a PostgreSQL database (crawler.yaml `database:`)")
         self.key = lock_key(name)
         # NullPool: the one connection is ours alone; closing it ends the session, which frees the lock.
-        self._engine = create_engine(url, poolclass=NullPool)
+        # Timeouts and keepalives both ways, so a dead network fails a check in seconds rather than after
+        # TCP's retransmissions (minutes): the client's libpq options, and the server's for this session.
+        self._engine = create_engine(url, poolclass=NullPool, connect_args=CONNECT_ARGS)
         self._conn: Connection | None = None
         self.last_answer = time.time()  # when the database last answered (for health checks)
 

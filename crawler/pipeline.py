@@ -109,7 +109,9 @@ async def _file_entries(res: Resources, source: Source, entries: list[FeedItem],
     # shared PostgreSQL index a query per entry would be a network round trip each, stalling the downloads).
     lookup = [*idents, *(dedup.url_key(entry.url) for entry in entries)]
     known = await asyncio.to_thread(res.store.seen_many, lookup)
-    todo = _to_fetch(res, entries, idents, known, report)
+    todo, versions = _to_fetch(entries, idents, known, report)
+    if versions:  # on the writer thread, as every write to the index
+        await res.write(res.store.set_versions, versions)
     gate = asyncio.Semaphore(ITEMS_IN_FLIGHT)
 
     async def one(entry: FeedItem, ident: str, revision_of: int | None) -> Outcome:
@@ -153,17 +155,18 @@ async def _file_entries(res: Resources, source: Source, entries: list[FeedItem],
 
 
 def _to_fetch(
-    res: Resources,
     entries: list[FeedItem],
     idents: list[str],
     known: dict[str, Seen],
     report: PollReport,
-) -> list[tuple[FeedItem, str, int | None]]:
-    """Entries to fetch, in feed order: the new ones, and filed ones whose feed entry was updated.
+) -> tuple[list[tuple[FeedItem, str, int | None]], list[tuple[str, str | None]]]:
+    """Entries to fetch, in feed order: the new ones, and filed ones whose feed entry was updated; and the
+    versions to record for filed keys that have none yet.
 
     Everything else is dropped here, before any article page is requested.
     """
     todo: list[tuple[FeedItem, str, int | None]] = []
+    versions: list[tuple[str, str | None]] = []
     listed: set[str] = set()
     for entry, ident in zip(entries, idents, strict=True):
         if ident in listed:
@@ -178,11 +181,11 @@ def _to_fetch(
             # Known: filed, remembered (old, rejected, duplicate), or 'claimed' (another process sharing the
             # index is filing it now; a claim its process died with is released by resources.recover).
             if seen[0] == "filed" and seen[2] is None and entry.version:
-                res.store.set_version(ident, entry.version)
+                versions.append((ident, entry.version))
             if seen[0] == "claimed":
                 report.claimed_elsewhere += 1
             report.known += 1
-    return todo
+    return todo, versions
 
 
 def _current_state(res: Resources, source: Source) -> dict[str, Any]:

@@ -187,6 +187,7 @@ _SEEN = select(keys.c.status, keys.c.item_id, keys.c.version).where(keys.c.key =
 _SEEN_MANY = select(keys.c.key, keys.c.status, keys.c.item_id, keys.c.version).where(
     keys.c.key.in_(bindparam("keys", expanding=True))
 )
+_SET_VERSION = update(keys).where(keys.c.key == bindparam("k")).values(version=bindparam("v"))
 SEEN_BATCH = 500  # keys per query: well under SQLite's limit on bound parameters
 _NEAR = (
     select(items.c.id, items.c.path, items.c.simhash)
@@ -524,8 +525,14 @@ class Store:
         return found
 
     def set_version(self, key: str, version: str | None) -> None:
-        with self.engine.begin() as conn:
-            conn.execute(update(keys).where(keys.c.key == key).values(version=version))
+        self.set_versions([(key, version)])
+
+    def set_versions(self, pairs: Iterable[tuple[str, str | None]]) -> None:
+        """Record the feed entry versions of keys already filed, in one transaction."""
+        rows = [{"k": key, "v": version} for key, version in pairs]
+        if rows:
+            with self.engine.begin() as conn:
+                conn.execute(_SET_VERSION, rows)
 
     def has_path(self, path: str) -> bool:
         with self.engine.connect() as conn:

@@ -36,6 +36,8 @@ DEFAULT_STREAM = "crawler:polls"
 DEFAULT_GROUP = "workers"
 DEFAULT_DEDUPE_TTL = 86400.0  # seconds; far longer than any request should wait in a healthy pool
 DEFAULT_MAX_DELIVERIES = 5
+SOCKET_TIMEOUT = 15.0  # seconds; longer than any blocking read we issue (take and outcomes block <= 5 s)
+CONNECT_TIMEOUT = 5.0
 # Outcomes kept for a scheduler that reads behind (approximate trimming is O(1)); a new leader does not need
 # old ones: it reads every source's next poll from the index when it takes over.
 REPORTS_KEPT = 100_000
@@ -59,8 +61,10 @@ redis.call('XDEL', KEYS[1], ARGV[2])
 if redis.call('GET', KEYS[2]) == ARGV[2] then
     redis.call('DEL', KEYS[2])
 end
-redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[6], '*', 'source', ARGV[3], 'next_poll', ARGV[4],
-           'disabled', ARGV[5])
+if acked == 1 then  -- a stale copy (its request was taken over and done) must not overrule the newer report
+    redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[6], '*', 'source', ARGV[3], 'next_poll', ARGV[4],
+               'disabled', ARGV[5])
+end
 return acked
 """
 
@@ -129,7 +133,16 @@ class PollQueue:
         self.dedupe_ttl_ms = max(1, int(dedupe_ttl * 1000))
         self.max_deliveries = max_deliveries
         self.reports = f"{stream}:done"
-        self._redis = redis.Redis.from_url(url, decode_responses=True)
+        # Timeouts: a connection the network silently dropped must fail (and be retried), not hang a worker
+        # for ever; the socket timeout outlasts the longest blocking read (take's block_ms).
+        self._redis = redis.Redis.from_url(
+            url,
+            decode_responses=True,
+            socket_timeout=SOCKET_TIMEOUT,
+            socket_connect_timeout=CONNECT_TIMEOUT,
+            socket_keepalive=True,
+            health_check_interval=30,
+        )
         self._put = self._redis.register_script(_PUT)
         self._ack = self._redis.register_script(_ACK)
         self._done = self._redis.register_script(_DONE)
@@ -166,9 +179,14 @@ class PollQueue:
         if len(found) < count:
             # Only block when nothing was claimed: a claimed request should start now, not after block_ms.
             block = None if found else max(1, block_ms)
-            reply: Any = self._redis.xreadgroup(
-                self.group, self.consumer, {self.stream: ">"}, count=count - len(found), block=block
-            )
+            try:
+                reply: Any = self._redis.xreadgroup(
+                    self.group, self.consumer, {self.stream: ">"}, count=count - len(found), block=block
+                )
+            except redis.RedisError:
+                if found:  # they are ours now: poll them rather than leave them to a later claim
+                    return found
+                raise
             for _, entries in reply or []:
                 found.extend(_request(entry_id, fields) for entry_id, fields in entries if fields)
         return found

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from redis.exceptions import RedisError
+from sqlalchemy.exc import DBAPIError
 
 from crawler import runtime
 from crawler.config import Config, ConfigError, load_config
@@ -114,8 +115,12 @@ class Dispatcher(Scheduling):
                 continue
             for outcome in found:
                 after = outcome.id
-                if self.scheduler.get_job(poll_job_id(outcome.source)) is not None:
+                if self.scheduler.get_job(poll_job_id(outcome.source)) is None:
+                    continue
+                try:
                     self.apply_outcome(outcome)
+                except Exception:  # one bad report must not stop the following ones
+                    log.exception("%s: could not apply a poll's outcome %r", outcome.source, outcome)
 
     async def digest(self) -> None:
         day = yesterday(datetime.now(self.config.tz))
@@ -131,11 +136,15 @@ class Dispatcher(Scheduling):
                 return
 
     async def _write(self, day: str) -> bool:
-        """Write day's digest if this node wins its claim; False when the template is broken."""
+        """Write day's digest if this node wins its claim; False when the rest should wait (a broken template,
+        the index or the folder failing: the day stays unwritten and is tried again at the next digest)."""
         try:
             await asyncio.to_thread(write_digest_once, self.store, self.config, day, self.owner)
         except DigestTemplateError as exc:
             log.error("digest for %s: HTML not written: %s", day, exc)
+            return False
+        except Exception:
+            log.exception("digest for %s: not written", day)
             return False
         return True
 
@@ -224,37 +233,60 @@ async def _endpoint(config: Config, status: NodeStatus) -> HttpHandle | None:
 
 
 async def _lead(config: Config, config_path: Path, store: Store, node: _Node, stop: asyncio.Event) -> None:
-    """Lead until stop, or until the lock cannot be confirmed."""
+    """Lead until stop, or until the lock cannot be confirmed. A database or Redis failure while taking over
+    ends the lead (the caller unlocks, and this node or another tries again): it never ends the process."""
     loop = asyncio.get_running_loop()
     queue, owner = node.queue, node.owner
     scheduler = AsyncIOScheduler(event_loop=loop, timezone=config.tz)  # in memory: rebuilt at each takeover
     scheduler.start(paused=True)
     dispatcher = Dispatcher(config, store, queue, scheduler, config_path, owner)
     done_leading = asyncio.Event()
-    # The outcomes from here on are applied on top of the next polls read from the index just after.
-    after = await asyncio.to_thread(queue.last_outcome)
-    follower = loop.create_task(dispatcher.follow(after, done_leading))
-    watcher = loop.create_task(watch_config(config.config_dir, dispatcher.reload, done_leading))
+    tasks: list[asyncio.Task[None]] = []
     node.leading.append(dispatcher)
     try:
-        await dispatcher.write_missed_digests()
-        dispatcher.install_schedule()
+        try:
+            # The outcomes from here on are applied on top of the next polls read from the index just after.
+            after = await asyncio.to_thread(queue.last_outcome)
+            dispatcher.install_schedule()  # on the loop: APScheduler calls; one read of the index
+        except (RedisError, DBAPIError) as error:
+            log.error("scheduler %s: could not take over (%s); standing down", owner, _first_line(error))
+            await sleep_unless(stop, DEFAULT_RETRY)
+            return
+        tasks.append(loop.create_task(dispatcher.follow(after, done_leading)))
+        tasks.append(loop.create_task(watch_config(config.config_dir, dispatcher.reload, done_leading)))
         scheduler.resume()
         enabled = sum(1 for s in config.sources if s.enabled)
         log.info("scheduler %s: %d source(s) scheduled", owner, enabled)
+        # Missed digests after the schedule runs: a day that cannot be written must not stop the polls.
+        tasks.append(loop.create_task(dispatcher.write_missed_digests()))
         while not stop.is_set():
             await node.observe()
             await sleep_unless(stop, DEFAULT_RETRY)
+            if tasks[0].done():  # the outcome follower died: a bug; lead again from a clean state
+                log.error("scheduler %s: the outcome follower stopped; standing down to start afresh", owner)
+                break
             if not stop.is_set() and not await asyncio.to_thread(node.leader.check):
-                log.error("scheduler %s: lost the leader lock (database session ended); standing down", owner)
+                log.error("scheduler %s: could not confirm the leader lock; standing down", owner)
                 break
     finally:
         dispatcher.stopping = True
         done_leading.set()
         node.leading.clear()
         scheduler.shutdown(wait=False)
-        await asyncio.wait([follower, watcher], timeout=OUTCOME_BLOCK_MS / 1000 + 2)
+        if tasks:
+            _done, running = await asyncio.wait(tasks, timeout=OUTCOME_BLOCK_MS / 1000 + 2)
+            for task in running:
+                task.cancel()
+            await asyncio.wait(tasks, timeout=2)
+            for task in tasks:
+                if task.done() and not task.cancelled() and task.exception() is not None:
+                    log.error("scheduler %s: %s", owner, task.exception())
         log.info("scheduler %s: %d poll request(s) queued while leading", owner, dispatcher.put)
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
 
 
 def _reload(leading: list[Dispatcher]) -> None:

@@ -54,18 +54,21 @@ QUEUE_SILENCE = 30.0
 
 
 class Worker:
-    def __init__(self, res: Resources, queue: PollQueue, config_path: Path):
+    def __init__(self, res: Resources, queue: PollQueue, config_path: Path, opened_at: float | None = None):
         self.res = res
         self.queue = queue
         self.config_path = config_path
         self.in_flight: set[asyncio.Task[Any]] = set()
         self.polled = 0
         self.last_contact = time.time()  # the last successful take (for /healthz)
+        self._reload_lock = asyncio.Lock()
+        self._background: set[asyncio.Task[None]] = set()
         claim_after = res.config.settings.queue_claim_after.total_seconds()
         self.touch_every = max(claim_after / 3, 0.05)
         self.sweep_every = max(claim_after, 1.0)
-        # Files modified before this were looked at (open_resources recovered everything settled at start).
-        self._horizon: float | None = time.time() - claim_after - 1.0
+        # Files modified before this were looked at: open_resources, which began at `opened_at`, recovered
+        # everything settled then (older than claim_after); the first sweep starts there, less a second.
+        self._horizon: float | None = (opened_at or time.time()) - claim_after - 1.0
 
     async def run(self, stop: asyncio.Event) -> None:
         limit = self.res.config.settings.worker_polls
@@ -165,8 +168,18 @@ class Worker:
             log.warning("could not recover what other workers left: %s", error)
             self._horizon = since
 
+    def request_reload(self) -> None:
+        """Reload soon (SIGHUP); reloads run one at a time."""
+        task = asyncio.get_running_loop().create_task(self.reload())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
     async def reload(self) -> None:
         """Config edits: sources and topics apply to the next polls; settings that need a restart wait."""
+        async with self._reload_lock:
+            await self._reload()
+
+    async def _reload(self) -> None:
         try:
             new = await asyncio.to_thread(load_config, self.config_path)
         except ConfigError as exc:
@@ -252,11 +265,12 @@ async def work(config: Config, config_path: Path) -> int:
     began_stop = 0.0
     try:
         await asyncio.to_thread(queue.ensure_group)
+        opened_at = time.time()
         async with open_resources(config, limiter) as res:
-            worker = Worker(res, queue, config_path)
+            worker = Worker(res, queue, config_path, opened_at)
             watch_stop = asyncio.Event()
             watcher = loop.create_task(watch_config(config.config_dir, worker.reload, watch_stop))
-            loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(worker.reload()))
+            loop.add_signal_handler(signal.SIGHUP, worker.request_reload)
             log.info(
                 "worker %s started: polls from %s, data in %s", queue.consumer, queue.stream, res.data_dir
             )
