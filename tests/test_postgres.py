@@ -104,26 +104,34 @@ print(" ".join(map(str, won)))
 def test_two_processes_racing_for_the_same_keys_exactly_one_wins(tmp_path: Path, pg_url: str) -> None:
     assert crawler_cmd_migrate(pg_url, tmp_path) == 0
     go, n = tmp_path / "go", 200
+    outputs = _race(RACER, [[pg_url, name, str(go), str(n)] for name in ("one", "two")], go, settle=1.0)
+    results = [{int(i) for i in out.split()} for out in outputs]
+    assert results[0] | results[1] == set(range(n))
+    assert not results[0] & results[1]  # every article claimed by exactly one process
+    assert _count(pg_url, "keys") == 2 * n
+
+
+def _race(script: str, argv: list[list[str]], go: Path, settle: float = 1.5) -> list[str]:
+    """Start one process per argv running `script`, let them all reach the start line, release them at
+    once (the file `go`), and return each one's stdout; any that fails fails the test with its stderr."""
     racers = [
         subprocess.Popen(
-            [sys.executable, "-c", RACER, pg_url, name, str(go), str(n)],
+            [sys.executable, "-c", script, *args],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
             cwd=ROOT,
         )
-        for name in ("one", "two")
+        for args in argv
     ]
-    time.sleep(1.0)  # both connected and waiting
+    time.sleep(settle)  # all started and waiting
     go.touch()
-    results = []
+    outputs = []
     for racer in racers:
-        out, err = racer.communicate(timeout=60)
+        out, err = racer.communicate(timeout=90)
         assert racer.returncode == 0, err
-        results.append({int(i) for i in out.split()})
-    assert results[0] | results[1] == set(range(n))
-    assert not results[0] & results[1]  # every article claimed by exactly one process
-    assert _count(pg_url, "keys") == 2 * n
+        outputs.append(out)
+    return outputs
 
 
 def crawler_cmd_migrate(url: str, tmp_path: Path) -> int:
@@ -171,23 +179,8 @@ def test_four_processes_filing_the_same_articles_file_each_once(tmp_path: Path, 
     )
     assert crawler_cmd("migrate", "--config", str(cfg)).returncode == 0
     go = tmp_path / "go"
-    filers = [
-        subprocess.Popen(
-            [sys.executable, "-c", FILER, str(cfg), name, str(go), str(n)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            cwd=ROOT,
-        )
-        for name in names
-    ]
-    time.sleep(1.5)  # all started and waiting
-    go.touch()
-    outcomes = []
-    for filer in filers:
-        out, err = filer.communicate(timeout=90)
-        assert filer.returncode == 0, err
-        outcomes.append(json.loads(out))
+    outputs = _race(FILER, [[str(cfg), name, str(go), str(n)] for name in names], go)
+    outcomes = [json.loads(out) for out in outputs]
     new = [path for each in outcomes for kind, path in each if kind == "new"]
     assert len(new) == len(set(new)) == n  # every story filed by exactly one process
     # The losers: duplicates of the item filed, or pending while its winner was still writing it.
@@ -299,20 +292,7 @@ def test_copies_recorded_by_several_processes_at_once_are_all_on_the_sidecar(
         item, path = conn.execute(text("SELECT id, path FROM items ORDER BY id LIMIT 1")).one()
     engine.dispose()
     go, n, names = tmp_path / "go", 40, ["a", "b", "c"]
-    reporters = [
-        subprocess.Popen(
-            [sys.executable, "-c", REPORTER, str(cfg), name, str(go), str(item), str(n)],
-            stderr=subprocess.PIPE,
-            text=True,
-            cwd=ROOT,
-        )
-        for name in names
-    ]
-    time.sleep(1.5)  # all started and waiting
-    go.touch()
-    for reporter in reporters:
-        _out, err = reporter.communicate(timeout=90)
-        assert reporter.returncode == 0, err
+    _race(REPORTER, [[str(cfg), name, str(go), str(item), str(n)] for name in names], go)
     sidecar = json.loads((cfg / "data" / path).with_suffix(".json").read_text("utf-8"))
     assert len(sidecar["also_reported_by"]) == len(names) * n  # none lost to a concurrent rewrite
     assert _count(pg_url, "reports") == len(names) * n
