@@ -108,13 +108,12 @@ class Worker:
                 request.id,
                 request.deliveries,
             )
-            await asyncio.to_thread(self.queue.done, request, "", "")
+            await self._finish(request, "", "")
             return
-        try:
-            source = self.res.config.source(name)
-        except KeyError:
-            log.warning("%s: poll request for a source not in this worker's config; dropped", name)
-            await asyncio.to_thread(self.queue.done, request, "", "")
+        source = next((s for s in self.res.config.sources if s.name == name and s.enabled), None)
+        if source is None:
+            log.warning("%s: poll request for a source not enabled in this worker's config; dropped", name)
+            await self._finish(request, "", "")
             return
         if request.claimed:
             log.info("%s: took over a poll request a worker left unfinished", name)
@@ -132,8 +131,13 @@ class Worker:
         self.polled += 1
         METRICS.poll_done(report)
         when = "" if report.disabled or report.next_poll is None else report.next_poll.isoformat()
+        await self._finish(request, when, report.disabled or "")
+
+    async def _finish(self, request: Request, when: str, disabled: str) -> None:
+        """Report the outcome and acknowledge the request; a failure here is logged, never raised."""
+        name = request.source
         try:
-            await asyncio.to_thread(self.queue.done, request, when, report.disabled or "")
+            await asyncio.to_thread(self.queue.done, request, when, disabled)
         except RedisError as error:
             if "NOGROUP" in str(error):  # the queue was lost with Redis's data: nothing left to acknowledge
                 log.warning("%s: poll done; the queue it came from is gone (Redis restarted empty?)", name)
