@@ -296,3 +296,42 @@ def test_copies_recorded_by_several_processes_at_once_are_all_on_the_sidecar(
     sidecar = json.loads((cfg / "data" / path).with_suffix(".json").read_text("utf-8"))
     assert len(sidecar["also_reported_by"]) == len(names) * n  # none lost to a concurrent rewrite
     assert _count(pg_url, "reports") == len(names) * n
+
+
+def test_two_polls_of_one_updated_entry_file_one_revision(tmp_path: Path, pg_url: str) -> None:
+    """Two polls of a source overlapping (a slow worker's request taken over) both see the update; the
+    revision is claimed by item and text, so one files it and the other finds it pending."""
+    from crawler import dedup
+    from crawler.config import load_config
+    from crawler.filing import Candidate, file_article
+    from crawler.models import Article, FeedItem
+    from crawler.resources import Resources, open_store
+    from crawler.topics import compile_topics
+
+    cfg = write_config(
+        tmp_path / "config", [{"name": "news", "url": "https://example.org/feed.xml"}], {"database": pg_url}
+    )
+    assert crawler_cmd("migrate", "--config", str(cfg)).returncode == 0
+    config = load_config(cfg)
+    store = open_store(config)
+    try:
+        res = Resources(config, store, None, None, None, compile_topics(config.topics))  # type: ignore[arg-type]
+        source = config.source("news")
+        url = "https://example.org/news/summit.html"
+        keys = [dedup.guid_key("news", "1"), dedup.url_key(url)]
+
+        def candidate(words: str, version: str, revision_of: int | None) -> Candidate:
+            body = " ".join(f"{words}{j}" for j in range(120))
+            art = Article("Summit", (f"The summit opened. {body}", "The end."))
+            entry = FeedItem(url, guid="1", title="Summit", version=version)
+            return Candidate(source, entry, url, art, list(keys), None, revision_of)
+
+        kind, _path = file_article(res, candidate("first", "v1", None))
+        assert kind == "new"
+        original = store.seen(keys[0])
+        assert original is not None and original[1] is not None
+        outcomes = [file_article(res, candidate("second", "v2", original[1]))[0] for _ in range(2)]
+        assert outcomes == ["new", "pending"]
+        assert _count(pg_url, "items") == 2  # the original and one revision
+    finally:
+        store.close()
