@@ -12,6 +12,7 @@ import hashlib
 import json
 import logging
 import pickle
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -23,7 +24,7 @@ from crawler.archive import highest_sequence, write_item, write_text_atomic
 from crawler.config import Source
 from crawler.models import Article, FeedItem, Flags
 from crawler.resources import Resources
-from crawler.store import Store, utcnow
+from crawler.store import ClaimLost, Store, utcnow
 from crawler.topics import TopicDef, TopicMatcher, compile_topics, flag_topics
 
 log = logging.getLogger(__name__)
@@ -114,13 +115,14 @@ def file_article(res: Resources, c: Candidate) -> Outcome:
     sha = c.prepared.content_sha256 if c.prepared else dedup.content_hash(c.article)
     fp = c.prepared.simhash if c.prepared else dedup.fingerprint(c.article.body)
     previous = None
+    token = uuid.uuid4().hex  # this filing's claims: only it may file them
     if c.revision_of is not None:
         previous = store.item_path(c.revision_of)
         if previous and _body(res, previous) and _similar(_body(res, previous), c.article.body):
             store.set_version(c.keys[0], c.entry.version)
             return "known", f"{c.url}: updated, but the text barely changed"
         # Two polls of one source may overlap (a slow worker's request taken over): one files the revision.
-        if not store.claim([revision_key(c.revision_of, sha)], c.source.name):
+        if not store.claim([revision_key(c.revision_of, sha)], c.source.name, token):
             return "pending", c.url
     else:
         # The reads are the fast path (a copy of a filed item, the usual case); the claim below decides.
@@ -128,7 +130,7 @@ def file_article(res: Resources, c: Candidate) -> Outcome:
         if existing is not None:
             record_duplicate(res, existing, c.source.name, c.url, c.keys)
             return "duplicate", c.url
-        lost = _claim(res, c, sha)
+        lost = _claim(res, c, sha, token)
         if lost is not None:
             return lost
     if c.prepared is not None:
@@ -158,10 +160,23 @@ def file_article(res: Resources, c: Candidate) -> Outcome:
         res.data_dir, day, dedup.url_digest(c.url), c.article.text, sidecar, _allocator(store, day)
     )
     if c.revision_of is not None:
-        item_keys = [*c.keys, revision_key(c.revision_of, sha)]
+        claimed = [revision_key(c.revision_of, sha)]
+        item_keys = [*c.keys, *claimed]
     else:
-        item_keys = [*c.keys, content_key(sha)]
-    index_item(store, filed.relative, day, sidecar, c.article.body, item_keys, c.entry.version)
+        item_keys = claimed = [*c.keys, content_key(sha)]
+    try:
+        index_item(
+            store, filed.relative, day, sidecar, c.article.body, item_keys, c.entry.version, (claimed, token)
+        )
+    except ClaimLost as lost:
+        # Too slow: the claims were released as a dead process's (queue_claim_after) and may be another's
+        # now. Take the files back; the item is filed by that process, or at a later poll.
+        filed.text_path.unlink(missing_ok=True)
+        filed.sidecar_path.unlink(missing_ok=True)
+        log.warning(
+            "%s: %s not filed: its claim was released while it was written (%s)", c.source.name, c.url, lost
+        )
+        return "pending", c.url
     log.info("%s: filed %s (%s)", c.source.name, filed.relative, c.article.title[:80])
     return "new", filed.relative
 
@@ -174,8 +189,10 @@ def index_item(
     body: str,
     keys: list[str],
     version: str | None = None,
+    claimed: tuple[list[str], str] | None = None,
 ) -> int:
-    """Record an archived item in the index (also used to rebuild the index from the archive)."""
+    """Record an archived item in the index (also used to rebuild the index from the archive); `claimed`:
+    the claims the filing must still hold (see Store.add_item)."""
     fp = int(sidecar["simhash"], 16) if sidecar.get("simhash") else dedup.fingerprint(body)
     return store.add_item(
         index_row(path, day, sidecar, body),
@@ -184,6 +201,7 @@ def index_item(
         simhash=fp,
         reported_by=sidecar.get("also_reported_by") or [],
         version=version,
+        claimed=claimed,
     )
 
 
@@ -197,7 +215,7 @@ def content_key(sha256: str) -> str:
     return f"content:{sha256}"
 
 
-def _claim(res: Resources, c: Candidate, sha: str) -> Outcome | None:
+def _claim(res: Resources, c: Candidate, sha: str, token: str) -> Outcome | None:
     """Take the article's keys and its content key for this process; the outcome when another has them.
 
     Another process sharing the index may have passed the same reads at the same moment: the claim (the keys
@@ -205,7 +223,7 @@ def _claim(res: Resources, c: Candidate, sha: str) -> Outcome | None:
     indexed, gets this copy as "also reported by"; while the winner is still writing, the copy is pending.
     """
     store = res.store
-    if store.claim([*c.keys, content_key(sha)], c.source.name):
+    if store.claim([*c.keys, content_key(sha)], c.source.name, token):
         return None
     existing = store.item_for_keys(c.keys) or store.item_with_content(sha)
     if existing is None:

@@ -25,6 +25,7 @@ from typing import Any
 
 from sqlalchemy import (
     Column,
+    Connection,
     Engine,
     Float,
     Index,
@@ -95,6 +96,7 @@ keys = Table(
     Column("source", String, nullable=False),
     Column("seen_at", String, nullable=False),
     Column("version", Text),  # the feed entry's version when last fetched (see FeedItem.version)
+    Column("owner", String),  # while claimed: the filing's token (migration 0004)
 )
 
 # Key statuses a claim must not take over: an item filed under the key, or another process filing it now.
@@ -233,6 +235,7 @@ class _Upserts:
                 "status": claim.excluded.status,
                 "source": claim.excluded.source,
                 "seen_at": claim.excluded.seen_at,
+                "owner": claim.excluded.owner,
             },
             # Literals, not parameters: an executemany (one row per key) cannot expand an IN list.
             where=and_(*(keys.c.status != literal_column(f"'{s}'") for s in HELD)),
@@ -290,6 +293,10 @@ class PollRow:
     failures: list[str]
 
 
+class ClaimLost(Exception):
+    """A filing's claims were released (it stalled longer than a claim lives) before it could file."""
+
+
 class Store:
     """The index. `target` is an SQLite file (a Path) or an SQLAlchemy URL (crawler.yaml `database:`).
 
@@ -343,7 +350,7 @@ class Store:
             with self.engine.begin() as conn:
                 conn.execute(self._upserts.remember, rows)
 
-    def claim(self, candidates: Iterable[str], source: str) -> bool:
+    def claim(self, candidates: Iterable[str], source: str, owner: str | None = None) -> bool:
         """Take an article's keys for this process before it is filed; False if another holds any of them.
 
         The decision is the keys table's primary key (INSERT ... ON CONFLICT DO NOTHING RETURNING), so two
@@ -355,7 +362,8 @@ class Store:
             return True
         now = utcnow()
         rows = [
-            {"key": k, "item_id": None, "status": "claimed", "source": source, "seen_at": now} for k in wanted
+            {"key": k, "item_id": None, "status": "claimed", "source": source, "seen_at": now, "owner": owner}
+            for k in wanted
         ]
         with self.engine.connect() as conn, conn.begin() as tx:
             got = set(conn.execute(self._upserts.claim, rows).scalars())
@@ -439,9 +447,16 @@ class Store:
         simhash: int | None = None,
         reported_by: Iterable[Mapping[str, str]] = (),
         version: str | None = None,
+        claimed: tuple[list[str], str] | None = None,
     ) -> int:
-        """Record a filed item, its keys, its search text, its near-duplicate bands, in one transaction."""
+        """Record a filed item, its keys, its search text, its near-duplicate bands, in one transaction.
+
+        `claimed`: the keys the filing claimed and its token. The item is recorded only if they are all still
+        claimed by it (ClaimLost otherwise): a filer that stalled past the claim's release must not file.
+        """
         with self.engine.begin() as conn:
+            if claimed is not None:
+                self._still_claimed(conn, *claimed)
             values = dict(row)
             values["topics"] = json.dumps(list(values["topics"]), ensure_ascii=False)
             values["scores"] = json.dumps(dict(values.get("scores") or {}), ensure_ascii=False)
@@ -475,6 +490,17 @@ class Store:
             for rep in reported_by:
                 conn.execute(insert(reports).values(item_id=item_id, **rep))
         return item_id
+
+    def _still_claimed(self, conn: Connection, claim_keys: list[str], owner: str) -> None:
+        wanted = set(claim_keys)
+        query = select(keys.c.key).where(
+            keys.c.key.in_(wanted), keys.c.status == "claimed", keys.c.owner == owner
+        )
+        if self.dialect == "postgresql":
+            query = query.with_for_update()  # held until this transaction files them
+        held = set(conn.execute(query).scalars())
+        if held != wanted:
+            raise ClaimLost(f"{len(wanted - held)} of {len(wanted)} claimed key(s) no longer held")
 
     def add_report(self, item_id: int, source: str, url: str, fetched_at: str) -> None:
         with self.engine.begin() as conn:

@@ -335,3 +335,39 @@ def test_two_polls_of_one_updated_entry_file_one_revision(tmp_path: Path, pg_url
         assert _count(pg_url, "items") == 2  # the original and one revision
     finally:
         store.close()
+
+
+def test_a_filer_whose_claim_was_released_meanwhile_does_not_file(tmp_path: Path, pg_url: str) -> None:
+    """A filer that stalled past queue_claim_after (its claims released, then taken by another) must not
+    record the item when it wakes: the claims carry the filing's token, and add_item checks them."""
+    from crawler.filing import index_item
+    from crawler.store import ClaimLost
+
+    assert crawler_cmd_migrate(pg_url, tmp_path) == 0
+    store = Store(pg_url)
+    try:
+        claim = ["u:https://example.org/x.html", "content:0123"]
+        assert store.claim(claim, "a", "token-a")
+        assert store.release_stale_claims(timedelta(0)) == 2  # a's process presumed dead
+        assert store.claim(claim, "b", "token-b")  # another filing takes the article
+        sidecar = {
+            "url": "https://example.org/x.html",
+            "source": "a",
+            "title": "X",
+            "published": None,
+            "fetched_at": "2026-11-23T00:00:00+00:00",
+            "topics": [],
+            "scores": {},
+            "content_sha256": "0123",
+        }
+        with pytest.raises(ClaimLost):  # a wakes up: not filed
+            index_item(store, "archive/2026-11-23/001_x.txt", "2026-11-23", sidecar, "x " * 50, claim, None,
+                       (claim, "token-a"))  # fmt: skip
+        assert _count(pg_url, "items") == 0
+        assert store.seen(claim[0]) == ("claimed", None, None)  # still b's
+        index_item(store, "archive/2026-11-23/002_x.txt", "2026-11-23", {**sidecar, "source": "b"}, "x " * 50,
+                   claim, None, (claim, "token-b"))  # fmt: skip
+        assert _count(pg_url, "items") == 1
+        assert store.seen(claim[0])[0] == "filed"  # type: ignore[index]
+    finally:
+        store.close()
